@@ -97,7 +97,9 @@ class CheckState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckState:
-        return cls(**{k: data[k] for k in ("failures", "passes", "triggered", "severity") if k in data})
+        return cls(
+            **{k: data[k] for k in ("failures", "passes", "triggered", "severity") if k in data}
+        )
 
 
 @dataclass(frozen=True)

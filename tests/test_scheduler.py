@@ -1,0 +1,158 @@
+"""The scheduler with real threads: hung probes never delay others, checks never overlap."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from watchdog.model import Check, ProbeResult
+from watchdog.scheduler import Scheduler, _spread
+
+
+class FakeProbe:
+    def __init__(self, block: threading.Event | None = None):
+        self.block = block
+        self.calls = 0
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def run(self, timeout: float) -> ProbeResult:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            if self.block is not None:
+                self.block.wait(10)
+            return ProbeResult(ok=True, summary="ok")
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def make(name, probe, interval=0.1, fingerprint="f"):
+    return Check(
+        name=name, kind="fake", probe=probe, interval=interval, timeout=1, fingerprint=fingerprint
+    )
+
+
+class Driver:
+    """Runs the scheduler's tick loop in a thread, as the runner's main loop does."""
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self.stop.is_set():
+            self.stop.wait(min(self.scheduler.tick(), 0.02))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_hung_check_neither_overlaps_itself_nor_delays_others():
+    release = threading.Event()
+    hung, quick = FakeProbe(block=release), FakeProbe()
+    results = []
+    sched = Scheduler(lambda c, r, p, s: results.append(c.name), workers=4)
+    sched.set_checks([make("hung", hung), make("quick", quick)], spread=False)
+    try:
+        with Driver(sched):
+            wait_until(lambda: quick.calls >= 10 and sched.stats["hung"].skipped >= 5)
+            assert hung.calls == 1 and hung.max_active == 1
+            release.set()
+            wait_until(lambda: "hung" in results)
+    finally:
+        release.set()
+        assert sched.shutdown(5)
+
+
+def test_results_carry_planned_and_actual_start():
+    seen = []
+    sched = Scheduler(lambda c, r, planned, started: seen.append((planned, started)), workers=2)
+    sched.set_checks([make("a", FakeProbe())], spread=False)
+    with Driver(sched):
+        wait_until(lambda: len(seen) >= 3)
+    sched.shutdown(2)
+    plans = [planned for planned, _ in seen[:3]]
+    # Fixed rate: planned starts are exactly one interval apart (no drift).
+    assert plans[1] - plans[0] == pytest.approx(0.1, abs=1e-6)
+    assert plans[2] - plans[1] == pytest.approx(0.1, abs=1e-6)
+    assert all(started >= planned for planned, started in seen)
+
+
+def test_set_checks_keeps_unchanged_jobs_and_drops_removed_ones():
+    sched = Scheduler(lambda *a: None, workers=2)
+    a, b = make("a", FakeProbe(), interval=60), make("b", FakeProbe(), interval=60)
+    sched.set_checks([a, b])
+    job_a = sched._jobs["a"]
+    sched.set_checks([a, make("c", FakeProbe(), interval=60)])
+    assert sched._jobs["a"] is job_a
+    assert set(sched._jobs) == {"a", "c"} and set(sched.stats) == {"a", "c"}
+    sched.set_checks([make("a", FakeProbe(), interval=60, fingerprint="changed")])
+    assert sched._jobs["a"] is not job_a
+    sched.shutdown(1)
+
+
+def test_first_runs_are_spread_over_the_interval():
+    offsets = [_spread(f"check-{i}", 10.0) for i in range(1000)]
+    assert all(0 <= o < 10 for o in offsets)
+    assert sum(o < 5 for o in offsets) == pytest.approx(500, abs=80)
+    assert _spread("x", 10.0) == _spread("x", 10.0)
+
+
+def test_check_sooner_brings_the_next_run_forward():
+    probe = FakeProbe()
+    sched = Scheduler(lambda *a: None, workers=2)
+    sched.set_checks([make("slow", probe, interval=3600)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: probe.calls == 1)
+        sched.check_sooner("slow", 0.05)
+        wait_until(lambda: probe.calls == 2)
+    sched.shutdown(1)
+
+
+def test_a_raising_probe_becomes_a_failure_result():
+    class Broken:
+        def run(self, timeout):
+            raise RuntimeError("boom")
+
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(r), workers=1)
+    sched.set_checks([make("b", Broken())], spread=False)
+    with Driver(sched):
+        wait_until(lambda: seen)
+    sched.shutdown(1)
+    assert not seen[0].ok and "boom" in seen[0].summary
+
+
+def test_shutdown_waits_for_running_probes_up_to_a_deadline():
+    release = threading.Event()
+    sched = Scheduler(lambda *a: None, workers=1)
+    sched.set_checks(
+        [make("hung", FakeProbe(block=release)), make("queued", FakeProbe())], spread=False
+    )
+    sched.tick()
+    wait_until(lambda: sched.running() >= 1)
+    assert sched.shutdown(0.2) is False
+    release.set()
+    assert sched.shutdown(2) is True
