@@ -1,0 +1,85 @@
+"""Helpers shared by the resources: JSON encoding, key redaction and retry arithmetic."""
+
+from __future__ import annotations
+
+# Standard library imports
+import json
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+TRUNCATION_MARKER = "… [truncated]"
+BODY_TEXT_LIMIT = 1000  # characters of an answer kept on an exception
+BACKOFF_BASE = 0.5  # seconds
+BACKOFF_CAP = 30.0  # seconds
+
+
+def mask_key(key: str | None) -> str:
+    """Show at most the last 4 characters: enough to tell keys apart, never enough to use one."""
+    if not key or len(key) < 16:
+        return "…"
+    return "…" + key[-4:]
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret in text by its mask, for messages that quote an answer."""
+    for secret in secrets:
+        # Repeat: with a periodic secret, a mask's tail plus the text after it can re-form it.
+        mask = mask_key(secret)
+        while secret and secret != mask and secret in text:
+            text = text.replace(secret, mask)
+    return text
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut text to limit characters, ending with a visible marker so the cut is not silent."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+
+
+def jsonable(value: Any) -> Any:
+    """Turn what JSON cannot carry (NaN, datetimes, sets, odd keys) into what PagerDuty accepts."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)
+
+
+def encode_json(value: Any) -> bytes:
+    """Encode exactly the bytes that are sent, so size checks measure what PagerDuty gets."""
+    text = json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", errors="replace")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Read a Retry-After given in seconds; an HTTP date or nonsense counts as absent."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(retry: int, jitter: Callable[[float, float], float]) -> float:
+    """Exponential backoff with full jitter, so many senders do not retry in step."""
+    return jitter(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(retry, 16)))
+
+
+def extract_errors(data: Any) -> list[str]:
+    """PagerDuty's `errors` from a decoded answer, as strings; anything else gives none."""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list):
+        return [str(error) for error in errors]
+    if isinstance(errors, str):
+        return [errors]
+    return []

@@ -1,0 +1,275 @@
+"""The Alert interface: trigger, acknowledge and resolve incidents through the Events API."""
+
+from __future__ import annotations
+
+# Standard library imports
+import hashlib
+import logging
+import re
+import socket
+from datetime import datetime, timezone
+from typing import Any
+
+# Third party package imports
+import requests
+
+# Local package imports
+from pagerduty_api._transport import encode_json, mask_key, truncate
+from pagerduty_api.base import Resource
+from pagerduty_api.exceptions import (
+    ConfigurationException,
+    IncidentKeyException,
+    InvalidEventException,
+)
+
+logger = logging.getLogger("pagerduty_api")
+
+APIS = ("v1", "v2")
+SEVERITIES = ("critical", "error", "warning", "info")
+MAX_KEY_LENGTH = 255  # characters of an incident_key / dedup_key
+MAX_SUMMARY_LENGTH = 1024  # characters of a description / summary
+MAX_BODY_BYTES = 512_000  # PagerDuty's 512 KB, counted on the safe side
+
+_PATHS = {"v1": "generic/2010-04-15/create_event.json", "v2": "v2/enqueue"}
+_KEY_ERROR = re.compile(r"(routing|service|integration)[ _]?key", re.IGNORECASE)
+_KEY_HINTS = {
+    "v1": "is this an Events API v2 key used with api='v1'?",
+    "v2": "is this a v1 Generic API key used with api='v2'?",
+}
+
+
+def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
+    """Leave absent fields out: PagerDuty is sent no nulls."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _default_key(description: str) -> str:
+    """MD5 hex digest of the UTF-8 description: one incident per distinct description."""
+    data = description.encode("utf-8", "surrogatepass")  # lone surrogates still get a key
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _summary(description: str | None) -> str | None:
+    """Cut to PagerDuty's 1024 characters with a visible marker, rather than be refused."""
+    return None if description is None else truncate(description, MAX_SUMMARY_LENGTH)
+
+
+def _timestamp(value: datetime | str | None) -> str | None:
+    """ISO 8601 as PagerDuty wants it; a naive datetime is taken as UTC."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.isoformat()
+    raise TypeError(
+        f"timestamp must be a datetime or an ISO 8601 string, got {type(value).__name__}"
+    )
+
+
+class Alert(Resource):
+    """An interface for interacting with PagerDuty alerts.
+
+    Instantiate with a service API key (a unique id for the service you want to trigger an
+    alert for). api="v1" (the default) talks to the Generic API (Events API v1) and needs that
+    integration's key; api="v2" talks to Events API v2 and needs an Events API v2 key.
+    """
+
+    default_url = "https://events.pagerduty.com"
+
+    def __init__(
+        self,
+        service_key: str,
+        api: str = "v1",
+        url: str = "https://events.pagerduty.com",
+        source: str | None = None,
+        severity: str = "critical",
+        timeout: float = 10,
+        retry_deadline: float = 60,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not isinstance(service_key, str) or not service_key.strip():
+            raise ConfigurationException("service_key is required (the integration key)")
+        if api not in APIS:
+            raise ConfigurationException(f"api must be 'v1' or 'v2', got {api!r}")
+        if severity not in SEVERITIES:
+            raise ConfigurationException(f"severity must be one of {SEVERITIES}, got {severity!r}")
+        super().__init__(url=url, timeout=timeout, retry_deadline=retry_deadline, session=session)
+        self._service_key = service_key
+        self.api = api
+        self.source = source or socket.gethostname() or "unknown"
+        self.severity = severity
+        self.incident_key: str | None = None
+        # v1 answers 403 when throttled; on v2 a 403 is not a throttle.
+        self.retry_statuses = frozenset({403, 429}) if api == "v1" else frozenset({429})
+
+    @property
+    def service_key(self) -> str:
+        """The integration key (kept out of repr, messages and logs)."""
+        return self._service_key
+
+    def __repr__(self) -> str:
+        return f"Alert(api={self.api!r}, key={mask_key(self._service_key)!r}, url={self.url!r})"
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._service_key,)
+
+    def _explain_invalid(self, detail: str) -> str:
+        if not _KEY_ERROR.search(detail):
+            return ""
+        return (
+            f" — key {mask_key(self._service_key)}: {_KEY_HINTS[self.api]} PagerDuty ties each key"
+            " to its integration type: api='v1' needs a Generic API (Events API v1) integration"
+            " key, api='v2' an Events API v2 integration key"
+        )
+
+    def trigger(
+        self,
+        description: str,
+        incident_key: str | None = None,
+        client: str | None = None,
+        client_url: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        severity: str | None = None,
+        source: str | None = None,
+        component: str | None = None,
+        group: str | None = None,
+        event_class: str | None = None,
+        timestamp: datetime | str | None = None,
+        links: list[dict[str, str]] | None = None,
+        images: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Triggers a PagerDuty alert and remembers its key for acknowledge() and resolve().
+
+        Without incident_key the key is the MD5 hex digest of the description (UTF-8), so the
+        same description re-triggers the same incident. The keyword-only extras are Events API
+        v2 payload fields; with api="v1" they are ignored.
+        """
+        if not isinstance(description, str) or not description.strip():
+            raise InvalidEventException(
+                "a trigger needs a description", errors=["description must not be empty or blank"]
+            )
+        key = incident_key or _default_key(description)
+        self._check_key(key)
+        summary = _summary(description)
+        if self.api == "v1":
+            event = {
+                "service_key": self._service_key,
+                "event_type": "trigger",
+                "incident_key": key,
+                "description": summary,
+                "details": details,
+                "client": client,
+                "client_url": client_url,
+            }
+        else:
+            severity = self.severity if severity is None else severity
+            if severity not in SEVERITIES:
+                raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+            payload = {
+                "summary": summary,
+                "source": source or self.source,
+                "severity": severity,
+                "timestamp": _timestamp(timestamp),
+                "component": component,
+                "group": group,
+                "class": event_class,
+                "custom_details": details,
+            }
+            event = {
+                "routing_key": self._service_key,
+                "event_action": "trigger",
+                "dedup_key": key,
+                "payload": _drop_none(payload),
+                "client": client,
+                "client_url": client_url,
+                "links": links,
+                "images": images,
+            }
+        body = self._fit(_drop_none(event))
+        # Remembered before sending: if the answer is lost, resolve() can still close it.
+        self.incident_key = key
+        return self.request("POST", _PATHS[self.api], body)
+
+    def acknowledge(
+        self,
+        incident_key: str | None = None,
+        description: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Acknowledges a PagerDuty alert (the last triggered one unless incident_key is given).
+
+        With api="v2" only the key is sent: Events API v2 acknowledgements carry no payload,
+        so description and details are not sent.
+        """
+        return self._follow_up("acknowledge", incident_key, description, details)
+
+    def resolve(
+        self,
+        incident_key: str | None = None,
+        description: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Resolves a PagerDuty alert (the last triggered one unless incident_key is given).
+
+        With api="v2" only the key is sent: Events API v2 resolutions carry no payload,
+        so description and details are not sent.
+        """
+        return self._follow_up("resolve", incident_key, description, details)
+
+    def _follow_up(
+        self,
+        action: str,
+        incident_key: str | None,
+        description: str | None,
+        details: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        key = incident_key or self.incident_key
+        if not key:
+            raise IncidentKeyException(
+                f"no incident key to {action}: pass incident_key or trigger() first"
+            )
+        self._check_key(key)
+        if self.api == "v1":
+            event = {
+                "service_key": self._service_key,
+                "event_type": action,
+                "incident_key": key,
+                "description": _summary(description),
+                "details": details,
+            }
+        else:
+            event = {"routing_key": self._service_key, "event_action": action, "dedup_key": key}
+        return self.request("POST", _PATHS[self.api], self._fit(_drop_none(event)))
+
+    def _check_key(self, key: Any) -> None:
+        """Refuse keys PagerDuty would answer 400 to, before anything is sent."""
+        name = "incident_key" if self.api == "v1" else "dedup_key"
+        if not isinstance(key, str):
+            error = f"{name} is a {type(key).__name__}, not a string"
+            raise InvalidEventException(f"event refused before sending: {error}", errors=[error])
+        if len(key) > MAX_KEY_LENGTH:
+            error = f"{name} is {len(key)} characters; PagerDuty accepts at most {MAX_KEY_LENGTH}"
+            raise InvalidEventException(f"event refused before sending: {error}", errors=[error])
+
+    def _fit(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Keep the body under PagerDuty's size limit: trim details first, else refuse."""
+        size = len(encode_json(event))
+        if size <= MAX_BODY_BYTES:
+            return event
+        holder = event.get("payload", event)
+        field = "custom_details" if "payload" in event else "details"
+        if field in holder:
+            original = len(encode_json(holder[field]))
+            holder[field] = {
+                "trimmed": True,
+                "reason": f"{field} too large for PagerDuty's {MAX_BODY_BYTES}-byte event limit",
+                "original_size_bytes": original,
+            }
+            size = len(encode_json(event))
+            if size <= MAX_BODY_BYTES:
+                logger.warning("PagerDuty event: %s trimmed (%d bytes)", field, original)
+                return event
+        error = f"event is {size} bytes of JSON; PagerDuty accepts at most {MAX_BODY_BYTES}"
+        raise InvalidEventException(f"event refused before sending: {error}", errors=[error])
