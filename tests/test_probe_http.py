@@ -1,0 +1,723 @@
+"""HTTP probe against real loopback servers: plain, TLS (trustme), IPv6, misbehaving."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given
+from hypothesis import strategies as st
+
+import watchdog
+from watchdog.probes import http
+from watchdog.probes._util import fmt_seconds, parse_duration
+from watchdog.probes.base import OptionError
+
+pytestmark = pytest.mark.timeout(30)
+
+LARGE = 2 * 1024 * 1024
+
+
+# --- servers -------------------------------------------------------------------------
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes for every behaviour the probe must cope with."""
+
+    protocol_version = "HTTP/1.1"
+    server: Server
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet tests
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.requests.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers),
+             "body": body}
+        )
+        stop = self.server.stop
+        path = url.path
+        if path == "/ok":
+            self._send(200, b'{"status":"ok"}', {"Content-Type": "application/json"})
+        elif path.startswith("/status/"):
+            code = int(path.rsplit("/", 1)[1])
+            self._send(code, f"status {code} body".encode())
+        elif path == "/slow":
+            stop.wait(float(query["d"]))
+            self._send(200, b"slow but fine")
+        elif path == "/hang":
+            stop.wait(20)  # accepts, reads the request, never answers
+        elif path == "/trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while not stop.wait(0.05):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+        elif path == "/redirect":
+            code = int(query.get("code", "302"))
+            self._send(code, b"moved", {"Location": query["to"]})
+        elif path == "/loop":
+            self._send(302, b"", {"Location": "/loop"})
+        elif path.startswith("/chain/"):
+            left = int(path.rsplit("/", 1)[1])
+            if left:
+                self._send(301, b"", {"Location": f"/chain/{left - 1}"})
+            else:
+                self._send(200, b"end of chain")
+        elif path == "/large":
+            self.send_response(200)
+            self.send_header("Content-Length", str(LARGE))
+            self.end_headers()
+            block = b"a" * 65536
+            with contextlib.suppress(OSError):
+                for _ in range(LARGE // len(block) - 1):
+                    self.wfile.write(block)
+                self.wfile.write(block[:-3] + b"END")
+        elif path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"hello ", b"chunked ", b"world"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"only ten..")
+            self.close_connection = True
+        elif path == "/garbage":
+            self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+            self.close_connection = True
+        elif path == "/close":
+            self.close_connection = True
+        elif path == "/echo":
+            self._send(200, json.dumps(self.server.requests[-1], default=str).encode())
+        else:
+            self._send(404, b"no such route")
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _route
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that is quiet about clients hanging up and can speak TLS.
+
+    Handler threads are joined on server_close (block_on_close), so nothing outlives a test.
+    """
+
+    def __init__(self, host: str, family: int = socket.AF_INET, tls: ssl.SSLContext | None = None):
+        self.address_family = family
+        self.tls = tls
+        self.stop = threading.Event()
+        self.requests: list[dict] = []
+        super().__init__((host, 0), Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+    def finish_request(self, request, client_address) -> None:
+        request.settimeout(10)
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        with self.tls.wrap_socket(request, server_side=True) as tls_request:
+            super().finish_request(tls_request, client_address)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def url(self, path: str = "/ok") -> str:
+        host = self.server_address[0]
+        scheme = "https" if self.tls else "http"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{self.port}{path}"
+
+
+@contextlib.contextmanager
+def serving(host: str = "127.0.0.1", **kwargs) -> Iterator[Server]:
+    server = Server(host, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while (extra := set(threading.enumerate()) - before) and time.monotonic() < deadline:
+        next(iter(extra)).join(0.05)
+    assert not extra, f"threads left behind: {extra}"
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with serving() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def tls_server(ca: trustme.CA, *identities: str, **cert_kwargs):
+    cert = ca.issue_cert(*(identities or ("localhost", "127.0.0.1", "::1")), **cert_kwargs)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return serving(tls=context)
+
+
+@pytest.fixture
+def https_server(ca: trustme.CA) -> Iterator[Server]:
+    with tls_server(ca) as srv:
+        yield srv
+
+
+def probe(spec: dict, base_dir: str = "/") -> http.HttpProbe:
+    return http.parse({"http": spec}, base_dir)
+
+
+def timed_run(p: http.HttpProbe, timeout: float):
+    start = time.monotonic()
+    result = p.run(timeout)
+    return result, time.monotonic() - start
+
+
+# --- passing and status ---------------------------------------------------------------
+
+
+def test_pass_summary_and_details(server: Server) -> None:
+    result = probe({"url": server.url("/ok")}).run(5)
+    assert result.ok, result
+    assert result.severity is None
+    assert re.fullmatch(r"HTTP 200 in [\d.]+ ms", result.summary)
+    assert set(result.details) == {"url", "status_code", "latency_ms"}
+    assert result.details["url"] == server.url("/ok")
+    assert result.details["status_code"] == 200
+    assert 0 < result.latency < 5
+
+
+def test_request_is_what_was_configured(server: Server) -> None:
+    spec = {
+        "url": server.url("/echo?x=1"),
+        "method": "put",
+        "headers": {"X-Token": "s3cret", "X-Count": 3},
+        "json": {"a": [1, 2], "b": "ü"},
+    }
+    assert probe(spec).run(5).ok
+    seen = server.requests[-1]
+    assert seen["method"] == "PUT"
+    assert seen["path"] == "/echo?x=1"
+    assert json.loads(seen["body"]) == {"a": [1, 2], "b": "ü"}
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert headers["x-token"] == "s3cret"
+    assert headers["x-count"] == "3"
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == f"pd-watchdog/{watchdog.__version__}"
+    assert headers["connection"] == "close"
+    assert headers["host"] == f"127.0.0.1:{server.port}"
+
+
+def test_plain_body_and_own_content_type(server: Server) -> None:
+    spec = {"url": server.url("/echo"), "method": "POST", "body": "a=1",
+            "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
+    assert probe(spec).run(5).ok
+    seen = server.requests[-1]
+    assert seen["body"] == b"a=1"
+    assert seen["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_head_request(server: Server) -> None:
+    assert probe({"url": server.url("/ok"), "method": "HEAD"}).run(5).ok
+    assert server.requests[-1]["method"] == "HEAD"
+
+
+@pytest.mark.parametrize(
+    ("path", "expect", "ok", "summary"),
+    [
+        ("/status/503", None, False, "status 503 (expected 2xx)"),
+        ("/status/204", None, True, None),
+        ("/status/404", 404, True, None),
+        ("/status/404", [200, 204], False, "status 404 (expected 200, 204)"),
+        ("/ok", 201, False, "status 200 (expected 201)"),
+        ("/status/500", [500, 503], True, None),
+    ],
+)
+def test_expect_status(server: Server, path, expect, ok, summary) -> None:
+    spec = {"url": server.url(path)}
+    if expect is not None:
+        spec["expect_status"] = expect
+    result = probe(spec).run(5)
+    assert result.ok is ok, result
+    assert result.severity is None
+    if summary:
+        assert result.summary == summary
+        assert result.details["status_code"] == int(summary.split()[1])
+        assert "body_excerpt" in result.details
+
+
+def test_body_contains(server: Server) -> None:
+    assert probe({"url": server.url("/ok"), "body_contains": '"status":"ok"'}).run(5).ok
+    result = probe({"url": server.url("/ok"), "body_contains": '"status":"down"'}).run(5)
+    assert not result.ok
+    assert result.summary == "body does not contain '\"status\":\"down\"'"
+    assert result.details["body_excerpt"] == '{"status":"ok"}'
+
+
+def test_body_regex(server: Server) -> None:
+    assert probe({"url": server.url("/ok"), "body_regex": r'"status":\s*"o.'}).run(5).ok
+    result = probe({"url": server.url("/ok"), "body_regex": r"^down$"}).run(5)
+    assert not result.ok
+    assert result.summary == "body does not match /^down$/"
+
+
+def test_chunked_body(server: Server) -> None:
+    assert probe({"url": server.url("/chunked"), "body_contains": "chunked world"}).run(5).ok
+
+
+def test_large_body_is_capped(server: Server) -> None:
+    result = probe({"url": server.url("/large")}).run(5)
+    assert result.ok, result
+    assert result.details["body_truncated"] is True
+    result = probe({"url": server.url("/large"), "body_contains": "END"}).run(5)
+    assert not result.ok
+    assert result.summary == "body does not contain 'END' in the first 1 MiB"
+    assert len(result.details["body_excerpt"]) == 200
+
+
+def test_short_body_fails(server: Server) -> None:
+    result = probe({"url": server.url("/short")}).run(5)
+    assert not result.ok
+    assert result.summary.startswith("incomplete body: connection closed after 10 bytes")
+
+
+def test_not_http_and_no_response(server: Server) -> None:
+    result = probe({"url": server.url("/garbage")}).run(5)
+    assert not result.ok and result.summary.startswith("bad HTTP response: BadStatusLine")
+    result = probe({"url": server.url("/close")}).run(5)
+    assert not result.ok
+    assert result.summary == "server closed the connection without a response"
+
+
+# --- time ----------------------------------------------------------------------------
+
+
+def test_max_response_time(server: Server) -> None:
+    result = probe({"url": server.url("/slow?d=0.3"), "max_response_time": "100ms"}).run(5)
+    assert not result.ok
+    assert re.fullmatch(r"response took 0\.\d+s \(max 0\.1s\)", result.summary), result.summary
+    assert probe({"url": server.url("/slow?d=0.05"), "max_response_time": 2}).run(5).ok
+
+
+def test_hang_times_out(server: Server) -> None:
+    result, took = timed_run(probe({"url": server.url("/hang")}), 0.4)
+    assert not result.ok
+    assert result.summary == "timed out after 0.4s"
+    assert took < 1.5
+    assert result.details["status_code"] is None
+
+
+def test_trickling_body_times_out(server: Server) -> None:
+    result, took = timed_run(probe({"url": server.url("/trickle")}), 0.5)
+    assert not result.ok
+    assert result.summary == "timed out after 0.5s"
+    assert 0.45 < took < 1.5
+
+
+def test_deadline_covers_redirects(server: Server) -> None:
+    result, took = timed_run(probe({"url": server.url("/redirect?to=/hang")}), 0.3)
+    assert result.summary == f"timed out after 0.3s (at {server.url('/hang')})"
+    assert took < 1.5
+
+
+def test_listener_that_never_accepts_times_out() -> None:
+    with socket.socket() as listener:  # the kernel completes the handshake; nobody reads
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        result, took = timed_run(probe({"url": f"http://127.0.0.1:{port}/"}), 0.3)
+        assert result.summary == "timed out after 0.3s"
+        result, took = timed_run(probe({"url": f"https://127.0.0.1:{port}/"}), 0.3)
+        assert result.summary == "timed out after 0.3s"  # stuck in the TLS handshake
+        assert took < 1.5
+
+
+# --- redirects -----------------------------------------------------------------------
+
+
+def test_redirect_followed(server: Server) -> None:
+    result = probe({"url": server.url("/redirect?to=/ok")}).run(5)
+    assert result.ok, result
+    assert result.details["final_url"] == server.url("/ok")
+    assert probe({"url": server.url("/chain/5")}).run(5).ok
+
+
+def test_too_many_redirects(server: Server) -> None:
+    for path in ("/loop", "/chain/6"):
+        result = probe({"url": server.url(path)}).run(5)
+        assert not result.ok
+        assert result.summary == "too many redirects (more than 5)"
+
+
+def test_redirect_not_followed(server: Server) -> None:
+    spec = {"url": server.url("/redirect?to=/ok"), "follow_redirects": False}
+    assert probe(spec).run(5).summary == "status 302 (expected 2xx)"
+    assert probe({**spec, "expect_status": 302}).run(5).ok
+
+
+def test_redirect_methods(server: Server) -> None:
+    spec = {"url": server.url("/redirect?code=303&to=/echo"), "method": "POST", "body": "x"}
+    assert probe(spec).run(5).ok
+    assert (server.requests[-1]["method"], server.requests[-1]["body"]) == ("GET", b"")
+    spec["url"] = server.url("/redirect?code=307&to=/echo")
+    assert probe(spec).run(5).ok
+    assert (server.requests[-1]["method"], server.requests[-1]["body"]) == ("POST", b"x")
+
+
+def test_redirect_to_other_scheme_and_host_drops_credentials(
+    server: Server, https_server: Server, ca_file: str
+) -> None:
+    target = https_server.url("/echo")
+    spec = {"url": server.url(f"/redirect?to={target}"), "ca_file": ca_file,
+            "headers": {"Authorization": "Bearer t", "X-Keep": "1"}}
+    result = probe(spec).run(5)
+    assert result.ok, result
+    assert result.details["final_url"] == target
+    headers = https_server.requests[-1]["headers"]
+    assert "Authorization" not in headers and headers["X-Keep"] == "1"
+    # same origin keeps it
+    assert probe({**spec, "url": server.url("/redirect?to=/echo")}).run(5).ok
+    assert server.requests[-1]["headers"]["Authorization"] == "Bearer t"
+
+
+# --- connection failures -------------------------------------------------------------
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as bound:  # bound, not listening: connects are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        result = probe({"url": f"http://127.0.0.1:{port}/"}).run(2)
+    assert not result.ok
+    assert result.summary == f"connection refused (127.0.0.1:{port})"
+    assert result.severity is None
+
+
+def test_cannot_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_host(*args, **kwargs):  # no real DNS: the test network is loopback only
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    result = probe({"url": "https://example.invalid/health"}).run(2)
+    assert not result.ok
+    assert result.summary.startswith("cannot resolve host example.invalid")
+
+
+def test_ipv6_literal() -> None:
+    try:
+        srv = serving("::1", family=socket.AF_INET6)
+        server = srv.__enter__()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        url = server.url("/echo")
+        assert url.startswith("http://[::1]:")
+        assert probe({"url": url}).run(5).ok
+        assert server.requests[-1]["headers"]["Host"] == f"[::1]:{server.port}"
+    finally:
+        srv.__exit__(None, None, None)
+
+
+def test_probe_is_reusable_across_threads(server: Server) -> None:
+    p = probe({"url": server.url("/ok"), "body_contains": "ok"})
+    results = []
+
+    def worker() -> None:
+        results.extend(p.run(5).ok for _ in range(20))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert results == [True] * 120
+
+
+# --- TLS ------------------------------------------------------------------------------
+
+
+def test_https_with_ca_file(https_server: Server, ca_file: str) -> None:
+    result = probe({"url": https_server.url("/ok"), "ca_file": ca_file,
+                    "cert_min_days": 14}).run(5)
+    assert result.ok, result
+    assert result.details["cert_days_left"] > 300 * 365
+
+
+def test_ca_file_relative_to_base_dir(https_server: Server, ca_file: str) -> None:
+    folder = Path(ca_file).parent
+    assert probe({"url": https_server.url(), "ca_file": "ca.pem"}, str(folder)).run(5).ok
+
+
+def test_https_unknown_ca_fails(https_server: Server) -> None:
+    result = probe({"url": https_server.url("/ok")}).run(5)
+    assert not result.ok
+    assert result.summary.startswith("TLS certificate verify failed: ")
+    assert "issuer" in result.summary
+    assert result.severity is None
+
+
+def test_https_hostname_mismatch(ca: trustme.CA, ca_file: str) -> None:
+    with tls_server(ca, "only.example") as srv:
+        result = probe({"url": srv.url(), "ca_file": ca_file}).run(5)
+    assert result.summary.startswith("TLS certificate verify failed: ")
+    assert "mismatch" in result.summary
+
+
+def test_verify_off_still_reports_expiry(https_server: Server, ca_file: str) -> None:
+    off = probe({"url": https_server.url("/ok"), "verify_tls": False}).run(5)
+    on = probe({"url": https_server.url("/ok"), "ca_file": ca_file}).run(5)
+    assert off.ok and on.ok
+    assert off.details["cert_days_left"] == on.details["cert_days_left"]
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_cert_min_days(ca: trustme.CA, ca_file: str, verify: bool) -> None:
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=5, hours=1)
+    with tls_server(ca, not_after=soon) as srv:
+        spec = {"url": srv.url(), "cert_min_days": 14}
+        spec.update({"ca_file": ca_file} if verify else {"verify_tls": False})
+        result = probe(spec).run(5)
+        assert not result.ok
+        assert result.summary == "certificate expires in 5 days (min 14)"
+        assert result.details["cert_days_left"] == 5
+        assert probe({**spec, "cert_min_days": 5}).run(5).ok
+
+
+def test_expired_cert(ca: trustme.CA, ca_file: str) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    with tls_server(ca, not_before=now - dt.timedelta(days=30),
+                    not_after=now - dt.timedelta(days=3, hours=1)) as srv:
+        verified = probe({"url": srv.url(), "ca_file": ca_file}).run(5)
+        assert verified.summary.startswith("TLS certificate verify failed: certificate has expired")
+        result = probe({"url": srv.url(), "verify_tls": False, "cert_min_days": 1}).run(5)
+        assert result.summary == "certificate expired 4 days ago (min 1)"
+
+
+# --- DER ------------------------------------------------------------------------------
+
+
+def _der_of(cert: trustme.LeafCert) -> bytes:
+    pem = cert.cert_chain_pems[0].bytes()
+    return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    "not_after",
+    [
+        dt.datetime(2031, 7, 8, 9, 10, 11, tzinfo=dt.timezone.utc),  # UTCTime
+        dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc),  # last UTCTime year
+        dt.datetime(2050, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc),  # GeneralizedTime
+        dt.datetime(2999, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc),
+    ],
+)
+def test_der_not_after_matches_cryptography(ca: trustme.CA, not_after: dt.datetime) -> None:
+    der = _der_of(ca.issue_cert("localhost", not_after=not_after))
+    assert http.cert_not_after(der) == not_after.timestamp()
+
+
+def test_der_not_after_matches_ssl_module(ca: trustme.CA, ca_file: str) -> None:
+    """Same answer as ssl.cert_time_to_seconds on a verified peer's getpeercert()."""
+    not_after = dt.datetime(2033, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
+    context = ssl.create_default_context(cafile=ca_file)
+    with tls_server(ca, not_after=not_after) as srv, socket.create_connection(
+        ("127.0.0.1", srv.port), timeout=5
+    ) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        expected = ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
+        assert http.cert_not_after(tls.getpeercert(binary_form=True)) == expected
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + content
+
+
+def test_der_v1_certificate_without_version_and_long_lengths() -> None:
+    validity = _der(0x30, _der(0x17, b"200101000000Z") + _der(0x18, b"20510607080910Z"))
+    issuer = _der(0x30, b"\x00" * 300)  # forces a long-form length
+    tbs = _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + issuer + validity + _der(0x30, b""))
+    cert = _der(0x30, tbs + _der(0x30, b"") + _der(0x03, b"\x00"))
+    expected = dt.datetime(2051, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc).timestamp()
+    assert http.cert_not_after(cert) == expected
+
+
+@pytest.mark.parametrize(
+    "der",
+    [b"", b"\x30", b"\x30\x05\x30\x03\x02\x01", b"\x04\x00", b"\x30\x84\xff\xff\xff\xff",
+     _der(0x30, _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + _der(0x30, b"")
+                     + _der(0x30, _der(0x17, b"200101000000Z") + _der(0x17, b"991399000000Z"))))],
+)
+def test_der_garbage_is_none(der: bytes) -> None:
+    assert http.cert_not_after(der) is None
+
+
+@given(st.binary(max_size=200))
+def test_der_never_raises(data: bytes) -> None:
+    result = http.cert_not_after(data)
+    assert result is None or isinstance(result, float)
+
+
+# --- options ---------------------------------------------------------------------------
+
+
+def test_url_forms() -> None:
+    t = http._Target.from_url("http://[::1]:8080/a b?q=ü")
+    assert (t.host, t.port, t.host_header, t.path) == ("::1", 8080, "[::1]:8080", "/a%20b?q=%C3%BC")
+    t = http._Target.from_url("https://Example.COM/")
+    assert (t.host, t.port, t.host_header, t.tls) == ("example.com", 443, "example.com", True)
+    assert http._Target.from_url("http://h:80").path == "/"
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "words"),
+    [
+        ({}, "http.url", "required"),
+        ({"url": 5}, "http.url", "must be a string"),
+        ({"url": "ftp://x/"}, "http.url", "http:// or https://"),
+        ({"url": "http:///path"}, "http.url", "no host"),
+        ({"url": "http://h:99999/"}, "http.url", "not a valid URL"),
+        ({"url": "http://u:p@h/"}, "http.url", "credentials"),
+        ({"url": "http://h/", "method": "GE T"}, "http.method", "HTTP method"),
+        ({"url": "http://h/", "headers": ["a"]}, "http.headers", "mapping"),
+        ({"url": "http://h/", "headers": {"X-A": "a\r\nB: c"}}, "http.headers.X-A", "line"),
+        ({"url": "http://h/", "headers": {"X-A": True}}, "http.headers.X-A", "quote"),
+        ({"url": "http://h/", "headers": {"Bad Name": "x"}}, "http.headers.Bad Name", "name"),
+        ({"url": "http://h/", "headers": {"Content-Length": "1"}}, "http.headers.Content-Length",
+         "automatically"),
+        ({"url": "http://h/", "body": "a", "json": {}}, "http.json", "not both"),
+        ({"url": "http://h/", "body": {"a": 1}}, "http.body", "json"),
+        ({"url": "http://h/", "json": {"d": dt.date(2024, 1, 1)}}, "http.json", "JSON"),
+        ({"url": "http://h/", "verify_tls": "no"}, "http.verify_tls", "true or false"),
+        ({"url": "http://h/", "follow_redirects": 1}, "http.follow_redirects", "true or false"),
+        ({"url": "http://h/", "ca_file": "missing.pem"}, "http.ca_file", "not found"),
+        ({"url": "https://h/", "ca_file": "x.pem", "verify_tls": False}, "http.ca_file",
+         "no effect"),
+        ({"url": "http://h/", "expect_status": "200"}, "http.expect_status", "100 to 599"),
+        ({"url": "http://h/", "expect_status": [200, 700]}, "http.expect_status[1]", "599"),
+        ({"url": "http://h/", "expect_status": []}, "http.expect_status", "at least one"),
+        ({"url": "http://h/", "expect_status": True}, "http.expect_status", "599"),
+        ({"url": "http://h/", "body_contains": ""}, "http.body_contains", "non-empty"),
+        ({"url": "http://h/", "body_regex": "(unclosed"}, "http.body_regex", "invalid"),
+        ({"url": "http://h/", "max_response_time": "2 parsecs"}, "http.max_response_time",
+         "500ms"),
+        ({"url": "http://h/", "max_response_time": 0}, "http.max_response_time", "positive"),
+        ({"url": "https://h/", "cert_min_days": -1}, "http.cert_min_days", "0 or more"),
+        ({"url": "https://h/", "cert_min_days": "14"}, "http.cert_min_days", "whole number"),
+        ({"url": "http://h/", "cert_min_days": 14}, "http.cert_min_days", "https://"),
+        ({"url": "http://h/", "expect_stauts": 200}, "http.expect_stauts", "expect_status"),
+    ],
+)
+def test_parse_errors(spec: dict, path: str, words: str, tmp_path: Path) -> None:
+    (tmp_path / "x.pem").write_text("not used")
+    with pytest.raises(OptionError) as info:
+        http.parse({"http": spec}, str(tmp_path))
+    paths = {p for p, _ in info.value.problems}
+    assert path in paths, info.value.problems
+    message = dict(info.value.problems)[path]
+    assert words in message, message
+
+
+def test_parse_reports_all_problems_at_once() -> None:
+    with pytest.raises(OptionError) as info:
+        http.parse({"http": {"url": "gopher://x", "method": 3, "expect_status": 9,
+                             "body_regex": "[", "timeout": 3}}, "/")
+    assert {p for p, _ in info.value.problems} == {
+        "http.url", "http.method", "http.expect_status", "http.body_regex", "http.timeout"}
+
+
+def test_parse_rejects_non_mapping() -> None:
+    with pytest.raises(OptionError) as info:
+        http.parse({"http": "http://h/"}, "/")
+    assert info.value.problems[0][0] == "http"
+
+
+def test_bad_ca_bundle(tmp_path: Path) -> None:
+    (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nnope\n")
+    with pytest.raises(OptionError) as info:
+        http.parse({"http": {"url": "https://h/", "ca_file": "bad.pem"}}, str(tmp_path))
+    assert info.value.problems[0][0] == "http.ca_file"
+    assert "cannot load CA bundle" in info.value.problems[0][1]
+
+
+def test_tls_contexts_are_shared(ca_file: str) -> None:
+    a = probe({"url": "https://127.0.0.1:1/", "ca_file": ca_file})
+    b = probe({"url": "https://127.0.0.2:1/x", "ca_file": ca_file})
+    assert a.first.context is b.first.context
+    assert probe({"url": "https://h/"}).first.context is probe({"url": "https://i/"}).first.context
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(2, 2.0), (0.5, 0.5), ("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), ("1h", 3600.0),
+     ("1.5", 1.5), (" 3 s ", 3.0)],
+)
+def test_parse_duration(text, seconds) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1", "0", "1d", True, None, [1], "nan", 0.0])
+def test_parse_duration_rejects(text) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_fmt_seconds() -> None:
+    assert [fmt_seconds(x) for x in (2, 0.5, 2.31, 0.612, 10, 12.4)] == [
+        "2s", "0.5s", "2.31s", "0.61s", "10s", "12s"]
