@@ -1,0 +1,638 @@
+"""The runner's memory: check states and the outbox of PagerDuty events, in one SQLite file.
+
+A state change and the events it causes are written in one transaction, so after a kill -9
+or a reboot either both are there (and the sender will deliver the events) or neither is
+(and the check is simply judged again). Events leave the outbox only once PagerDuty accepted
+them (mark_sent) or refused them for good (dead_letter).
+
+One connection, guarded by a lock, serves every thread; each method holds the lock only for
+its own few statements. WAL mode lets `pd-watchdog status` read beside a live runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from watchdog.model import RESOLVE, TRIGGER, CheckState, Event, ProbeResult
+
+SCHEMA_VERSION = 1
+DB_NAME = "state.db"
+LOCK_NAME = "lock"
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checks (
+    name            TEXT PRIMARY KEY,
+    fingerprint     TEXT NOT NULL,
+    incident_key    TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    last_result     TEXT,
+    last_at         REAL,
+    triggered_since REAL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    lane_hash    INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    incident_key TEXT NOT NULL,
+    event        TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id         INTEGER PRIMARY KEY,
+    event      TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    failed_at  REAL NOT NULL,
+    reason     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS stats (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+_UPSERT_CHECK = """
+INSERT INTO checks (name, fingerprint, incident_key, state, last_result, last_at, triggered_since)
+VALUES (:name, :fingerprint, :incident_key, :state, :last_result, :last_at, :triggered_since)
+ON CONFLICT (name) DO UPDATE SET
+    fingerprint = excluded.fingerprint,
+    incident_key = excluded.incident_key,
+    state = excluded.state,
+    last_result = COALESCE(excluded.last_result, checks.last_result),
+    last_at = COALESCE(excluded.last_at, checks.last_at),
+    triggered_since = CASE
+        WHEN excluded.triggered_since IS NULL THEN NULL
+        ELSE COALESCE(checks.triggered_since, excluded.triggered_since)
+    END
+"""
+
+_INSERT_EVENT = """
+INSERT INTO outbox (lane_hash, action, incident_key, event, created_at)
+VALUES (?, ?, ?, ?, ?)
+"""
+
+_OUTBOX_COLUMNS = "id, event, created_at, attempts, last_error"
+
+
+class StoreError(Exception):
+    """The state store cannot be used; the message names the file and what to do."""
+
+
+class StoreLocked(StoreError):
+    """Another pd-watchdog run holds this state_dir."""
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    """A check as the store remembers it (the runner's view after a restart)."""
+
+    name: str
+    fingerprint: str
+    incident_key: str
+    state: CheckState
+    last_result: dict[str, Any] | None
+    last_at: float | None
+    triggered_since: float | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """An event waiting for PagerDuty, with its delivery history."""
+
+    id: int
+    event: Event
+    created_at: float
+    attempts: int
+    last_error: str | None
+
+
+def lane_hash(incident_key: str) -> int:
+    """Stable across processes and Python versions (unlike hash()), so lanes never reshuffle."""
+    return zlib.crc32(incident_key.encode("utf-8"))
+
+
+class Store:
+    """SQLite-backed state and outbox for one state_dir."""
+
+    def __init__(self, state_dir: str, *, readonly: bool = False) -> None:
+        self.state_dir = os.path.abspath(state_dir)
+        self.path = os.path.join(self.state_dir, DB_NAME)
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._lane_indexes: set[int] = set()
+        self._sync_lock = threading.Lock()
+        self._sync_conn: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
+        if readonly:
+            self._conn = self._open_readonly()
+        else:
+            self._conn = self._open_writable()
+
+    # ----------------------------------------------------------------- opening
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self._make_state_dir()
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        try:
+            self._check_integrity(conn)
+            self._check_version(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")  # re-read under the write lock: two first starts race
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                self._check_version(version)
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._open_error(exc) from exc
+        return conn
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not os.path.exists(self.path):
+            raise StoreError(
+                f"no state yet at {self.path}: pd-watchdog has not run with state_dir "
+                f"{self.state_dir} (or it is the wrong state_dir)"
+            )
+        try:
+            conn = self._connect_readonly(immutable=False)
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        try:
+            try:
+                self._check_integrity(conn)
+            except sqlite3.OperationalError:
+                # A WAL database needs its -shm file; a reader that may not create it (folder
+                # not writable) can still read a database no runner has open: with no -wal
+                # file there is nothing newer than the main file, so it is safe as immutable.
+                if os.path.exists(self.path + "-wal"):
+                    raise
+                conn.close()
+                conn = self._connect_readonly(immutable=True)
+                self._check_integrity(conn)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            self._check_version(version)
+            if version == 0:
+                raise StoreError(f"no state yet at {self.path}: the database is still empty")
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._open_error(exc) from exc
+        return conn
+
+    def _connect_readonly(self, *, immutable: bool) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
+        if immutable:
+            uri += "&immutable=1"
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+
+    def _make_state_dir(self) -> None:
+        if os.path.isdir(self.state_dir):
+            return
+        try:
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+            os.chmod(self.state_dir, 0o700)  # makedirs' mode is filtered by the umask
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create state_dir {self.state_dir} ({exc.strerror}); create it "
+                f"(mkdir -m 700 {self.state_dir}) or point state_dir somewhere writable"
+            ) from exc
+
+    def _check_integrity(self, conn: sqlite3.Connection) -> None:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        if problems:
+            shown = "; ".join(problems[:3])
+            raise StoreError(
+                f"state file {self.path} is damaged (quick_check: {shown}). " + self._move_aside()
+            )
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"state file {self.path} was written by a newer pd-watchdog (schema {version}, "
+                f"this one knows up to {SCHEMA_VERSION}); run that newer version, or use another "
+                "state_dir"
+            )
+
+    def _move_aside(self) -> str:
+        return (
+            f"Move it aside (mv {self.path} {self.path}.bad) and restart; open incidents it "
+            "tracked will then need resolving by hand in PagerDuty."
+        )
+
+    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+        message = str(exc)
+        lowered = message.lower()
+        if "not a database" in lowered:
+            return StoreError(
+                f"state file {self.path} is not a valid database ({message}). " + self._move_aside()
+            )
+        if "malformed" in lowered or "corrupt" in lowered:
+            return StoreError(
+                f"state file {self.path} is damaged ({message}). " + self._move_aside()
+            )
+        if "unable to open" in lowered or "readonly" in lowered or "permission" in lowered:
+            return StoreError(
+                f"cannot open state file {self.path} ({message}); check that this user can "
+                f"read and write it and its folder {self.state_dir} (ls -l {self.state_dir})"
+            )
+        if "locked" in lowered or "busy" in lowered:
+            return StoreError(
+                f"state file {self.path} is busy ({message}); another process is holding a "
+                "write transaction on it. Stop it, or use another state_dir"
+            )
+        return StoreError(f"cannot use state file {self.path} ({message})")
+
+    # ------------------------------------------------------------------ locking
+
+    def lock(self) -> None:
+        """Take the state_dir for this process, or raise StoreLocked naming the holder's pid.
+
+        flock is released by the kernel when the process dies (even kill -9), so a stale lock
+        file never blocks a restart.
+        """
+        if self.readonly:
+            raise StoreError(f"read-only store for {self.state_dir} cannot take the run lock")
+        if self._lock_fd is not None:
+            return
+        lock_path = os.path.join(self.state_dir, LOCK_NAME)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open lock file {lock_path} ({exc.strerror})") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f"pid {holder}" if holder else "pid unknown"
+                raise StoreLocked(
+                    f"state_dir {self.state_dir} is used by another pd-watchdog run ({who}); "
+                    "stop it or use another state_dir"
+                ) from exc
+            raise StoreError(f"cannot lock {lock_path} ({exc.strerror})") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    # ------------------------------------------------------------------- checks
+
+    def load_checks(self) -> dict[str, StoredCheck]:
+        """Every remembered check by name, as the runner needs it after a restart."""
+        sql = (
+            "SELECT name, fingerprint, incident_key, state, last_result, last_at, "
+            "triggered_since FROM checks"
+        )
+        with self._locked("read checks"):
+            rows = self._db.execute(sql).fetchall()
+        out: dict[str, StoredCheck] = {}
+        for name, fingerprint, key, state, last_result, last_at, since in rows:
+            out[name] = StoredCheck(
+                name=name,
+                fingerprint=fingerprint,
+                incident_key=key,
+                state=CheckState.from_dict(json.loads(state)),
+                last_result=json.loads(last_result) if last_result is not None else None,
+                last_at=last_at,
+                triggered_since=since,
+            )
+        return out
+
+    def record(
+        self,
+        name: str,
+        fingerprint: str,
+        incident_key: str,
+        state: CheckState,
+        result: ProbeResult | None,
+        at: float,
+        events: Sequence[Event],
+    ) -> list[int]:
+        """Save a check's new state and queue its events, atomically; returns the outbox ids."""
+        row = {
+            "name": name,
+            "fingerprint": fingerprint,
+            "incident_key": incident_key,
+            "state": json.dumps(state.to_dict()),
+            "last_result": json.dumps(asdict(result), default=str) if result is not None else None,
+            "last_at": at if result is not None else None,
+            "triggered_since": at if state.triggered else None,
+        }
+        with self._transaction("record check " + repr(name)) as db:
+            db.execute(_UPSERT_CHECK, row)
+            return self._append(db, events)
+
+    def forget(self, name: str, events: Sequence[Event]) -> list[int]:
+        """Drop a removed check and queue its last events (its resolve), atomically."""
+        with self._transaction("forget check " + repr(name)) as db:
+            db.execute("DELETE FROM checks WHERE name = ?", (name,))
+            return self._append(db, events)
+
+    def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
+        """Queue events inside the caller's transaction (a separate method so tests can fail it)."""
+        now = time.time()
+        ids = []
+        for event in events:
+            cursor = db.execute(
+                _INSERT_EVENT,
+                (
+                    lane_hash(event.incident_key),
+                    event.action,
+                    event.incident_key,
+                    json.dumps(event.to_dict()),
+                    now,
+                ),
+            )
+            ids.append(int(cursor.lastrowid))
+        return ids
+
+    # ------------------------------------------------------------------- outbox
+
+    def pending(
+        self, limit: int = 100, *, lane: int | None = None, lanes: int = 1
+    ) -> list[OutboxItem]:
+        """The oldest queued events (by id), optionally only those whose key hashes to `lane`."""
+        if lane is None or lanes <= 1:
+            sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT ?"
+            params: tuple[int, ...] = (limit,)
+        else:
+            lanes = int(lanes)
+            if not 0 <= lane < lanes:
+                raise ValueError(f"lane {lane} out of range for {lanes} lanes")
+            # The modulus is inlined (an int) so the query matches the expression index.
+            sql = (
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE lane_hash % {lanes} = ? "
+                "ORDER BY id LIMIT ?"
+            )
+            params = (lane, limit)
+        with self._locked("read outbox"):
+            if lane is not None and lanes > 1:
+                self._ensure_lane_index(lanes)
+            rows = self._db.execute(sql, params).fetchall()
+        if rows and not self.readonly:
+            self._make_durable()
+        items = []
+        for item_id, event, created_at, attempts, last_error in rows:
+            try:
+                decoded = Event.from_dict(json.loads(event))
+            except (ValueError, TypeError) as exc:
+                # Written by a different version or damaged: park it rather than stall the lane.
+                self.dead_letter(item_id, f"undecodable outbox row: {exc}")
+                continue
+            items.append(OutboxItem(item_id, decoded, created_at, attempts, last_error))
+        return items
+
+    def _make_durable(self) -> None:
+        """fsync the WAL, so every row just read survives a power cut before it is sent.
+
+        synchronous=NORMAL keeps record() cheap by not syncing each commit, but then a power
+        cut can take back the last commits. Had one of their events already reached PagerDuty,
+        the runner would come back not knowing about that incident, and never resolve it. A
+        checkpoint syncs the WAL first; it runs on its own connection, so record() is not held
+        up behind the fsync (a PASSIVE checkpoint never blocks writers).
+        """
+        with self._sync_lock:
+            if self._sync_conn is None:
+                try:
+                    self._sync_conn = sqlite3.connect(
+                        self.path, isolation_level=None, check_same_thread=False
+                    )
+                except sqlite3.Error as exc:
+                    raise self._runtime_error("open a checkpoint connection", exc) from exc
+            deadline = time.monotonic() + 2.0
+            while True:
+                try:
+                    busy = self._sync_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
+                except sqlite3.Error as exc:
+                    raise self._runtime_error("checkpoint the outbox to disk", exc) from exc
+                if not busy or time.monotonic() > deadline:
+                    return
+                time.sleep(0.005)  # another checkpoint is running; ours must cover our rows
+
+    def _ensure_lane_index(self, lanes: int) -> None:
+        """Index `lane_hash % lanes` once per lane count, dropping those of old lane counts.
+
+        Called with the lock held. A read-only store just scans (status never filters lanes).
+        """
+        if lanes in self._lane_indexes or self.readonly:
+            return
+        db = self._db
+        existing = [
+            row[0]
+            for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'outbox_lane_%'"
+            )
+        ]
+        wanted = f"outbox_lane_{lanes}"
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for name in existing:
+                if name != wanted and name.removeprefix("outbox_lane_").isdigit():
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
+            db.execute(f"CREATE INDEX IF NOT EXISTS {wanted} ON outbox ((lane_hash % {lanes}))")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._lane_indexes = {lanes}
+
+    def mark_sent(self, item_id: int) -> None:
+        """PagerDuty accepted it: drop it from the outbox and count it."""
+        with self._transaction(f"mark outbox item {item_id} sent") as db:
+            row = db.execute(
+                "DELETE FROM outbox WHERE id = ? RETURNING action", (item_id,)
+            ).fetchone()
+            if row is not None:
+                db.execute(
+                    "INSERT INTO stats (name, value) VALUES (?, 1) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+                    ("sent_" + row[0],),
+                )
+
+    def note_failure(self, item_id: int, error: str) -> None:
+        """A delivery attempt failed and will be retried; remember how often and why."""
+        with self._transaction(f"note failure of outbox item {item_id}") as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error, item_id),
+            )
+
+    def dead_letter(self, item_id: int, reason: str) -> None:
+        """PagerDuty refused it for good: move it out of the outbox, keeping it for `status`."""
+        with self._transaction(f"dead-letter outbox item {item_id}") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters (id, event, created_at, failed_at, reason, "
+                "attempts) SELECT id, event, created_at, ?, ?, attempts FROM outbox WHERE id = ?",
+                (time.time(), reason, item_id),
+            )
+            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def outbox_stats(self, now: float) -> dict[str, Any]:
+        """Counts for `status` and metrics."""
+        with self._locked("read outbox stats"):
+            db = self._db
+            pending, oldest = db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+            dead = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+            sent = dict(db.execute("SELECT name, value FROM stats").fetchall())
+        return {
+            "pending": pending,
+            "oldest_pending_age": max(0.0, now - oldest) if oldest is not None else None,
+            "dead_letters": dead,
+            "sent": {
+                TRIGGER: sent.get("sent_" + TRIGGER, 0),
+                RESOLVE: sent.get("sent_" + RESOLVE, 0),
+            },
+        }
+
+    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recent dead letters first: id, event (dict), created_at, failed_at, reason."""
+        with self._locked("read dead letters"):
+            rows = self._db.execute(
+                "SELECT id, event, created_at, failed_at, reason, attempts FROM dead_letters "
+                "ORDER BY failed_at DESC, id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        out = []
+        for item_id, event, created_at, failed_at, reason, attempts in rows:
+            try:
+                decoded: Any = json.loads(event)
+            except ValueError:
+                decoded = event
+            out.append(
+                {
+                    "id": item_id,
+                    "event": decoded,
+                    "created_at": created_at,
+                    "failed_at": failed_at,
+                    "reason": reason,
+                    "attempts": attempts,
+                }
+            )
+        return out
+
+    # -------------------------------------------------------------------- close
+
+    def close(self) -> None:
+        """Close the database and release the run lock. Safe to call twice."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            with self._sync_lock:
+                sync_conn, self._sync_conn = self._sync_conn, None
+                if sync_conn is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        sync_conn.close()
+            if self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"state store {self.path} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _locked(self, what: str) -> Iterator[None]:
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise self._runtime_error(what, exc) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError(f"cannot {what}: state store {self.path} is open read-only")
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._runtime_error(what, exc) from exc
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._runtime_error(what, exc) from exc
+                raise
+
+    def _runtime_error(self, what: str, exc: sqlite3.Error) -> StoreError:
+        message = str(exc)
+        lowered = message.lower()
+        if "full" in lowered:
+            hint = f"free space on the disk holding {self.state_dir}"
+        elif "malformed" in lowered or "not a database" in lowered:
+            hint = self._move_aside()
+        elif "readonly" in lowered or "permission" in lowered:
+            hint = f"check that this user can write {self.path} and {self.state_dir}"
+        else:
+            hint = "check the disk and the file's permissions"
+        return StoreError(f"could not {what} in state file {self.path} ({message}); {hint}")
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
