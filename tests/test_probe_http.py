@@ -706,13 +706,13 @@ def test_tls_contexts_are_shared(ca_file: str) -> None:
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [(2, 2.0), (0.5, 0.5), ("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), ("1h", 3600.0),
-     ("1.5", 1.5), (" 3 s ", 3.0)],
+     ("1.5", 1.5), (" 3s ", 3.0), ("1m30s", 90.0), ("50ms", 0.05)],
 )
 def test_parse_duration(text, seconds) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "abc", "-1", "0", "1d", True, None, [1], "nan", 0.0])
+@pytest.mark.parametrize("text", ["", "abc", "-1", "0", "3 s", True, None, [1], "nan", 0.0])
 def test_parse_duration_rejects(text) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 from typing import Any
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", re.ASCII)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-DURATION_HELP = "must be a positive duration such as 500ms, 2s, 1m, 1h or a number of seconds"
+from watchdog import durations
+
+DURATION_HELP = "must be a positive duration such as 500ms, 2s, 1m30s or a number of seconds"
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from `2`, `0.5`, "500ms", "2s", "1m" or "1h"; ValueError(DURATION_HELP) else.
-
-    Kept local (not a dependency) because these four units are all a check needs.
-    """
-    if isinstance(value, bool):
-        raise ValueError(DURATION_HELP)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION.fullmatch(value)
-        if not match:
-            raise ValueError(DURATION_HELP)
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(DURATION_HELP)
-    if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(DURATION_HELP)
-    return seconds
+    """The config's duration grammar, without its 100ms floor (a latency limit may be 50ms)."""
+    try:
+        return durations.parse_duration(value, minimum=0.001)
+    except ValueError as exc:
+        raise ValueError(f"{DURATION_HELP} ({exc})") from None
 
 
 def fmt_seconds(seconds: float) -> str:
