@@ -1,0 +1,174 @@
+"""The `pd-watchdog` command: run, validate, check, status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from watchdog import __version__, logs
+from watchdog.config import Config, ConfigError, load
+
+log = logging.getLogger("watchdog")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return args.func(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pd-watchdog",
+        description="Run checks declared in YAML and page PagerDuty when they fail.",
+    )
+    parser.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the checks in the foreground (as a systemd service)",
+        description="Run the checks until SIGTERM; SIGHUP reloads CONFIG.",
+    )
+    run.add_argument("config", metavar="CONFIG")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="log the events that would be sent instead of sending them",
+    )
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check CONFIG and the files it includes",
+        description="Exit 0 if CONFIG is valid, else 1 with every error.",
+    )
+    validate.add_argument("config", metavar="CONFIG")
+    validate.set_defaults(func=cmd_validate)
+
+    check = sub.add_parser(
+        "check",
+        help="run the probes once and print the results",
+        description="Run the probes once, send nothing; exit 1 if any fail.",
+    )
+    check.add_argument("config", metavar="CONFIG")
+    check.add_argument("names", metavar="NAME", nargs="*", help="only these checks")
+    check.set_defaults(func=cmd_check)
+
+    status = sub.add_parser(
+        "status",
+        help="show each check's state and the outbox",
+        description="Read the state of a running (or stopped) runner.",
+    )
+    status.add_argument("config", metavar="CONFIG")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+    for command in (run, validate, check, status):
+        command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
+    return parser
+
+
+def _load(path: str) -> Config | None:
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{path}: {len(exc.errors)} error(s); nothing was started", file=sys.stderr)
+        return None
+    logs.add_secrets(config.secrets)
+    return config
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    files = len(config.files)
+    print(f"{args.config}: OK, {len(config.checks)} checks in {files} file{'s' * (files != 1)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    checks = list(config.checks)
+    if args.names:
+        known = {check.name for check in checks}
+        unknown = [name for name in args.names if name not in known]
+        if unknown:
+            print(
+                f"no such check: {', '.join(unknown)} (see `pd-watchdog validate`)", file=sys.stderr
+            )
+            return 2
+        checks = [check for check in checks if check.name in args.names]
+    with ThreadPoolExecutor(max_workers=max(1, min(config.workers, len(checks)))) as pool:
+        results = list(pool.map(lambda c: c.probe.run(c.timeout), checks))
+    rows = [("CHECK", "RESULT", "LATENCY", "SUMMARY")]
+    for check, result in zip(checks, results, strict=True):
+        label = "OK" if result.ok else (result.severity or check.severity).upper()
+        rows.append((check.name, label, f"{result.latency * 1000:.0f} ms", result.summary))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        line = "  ".join(col.ljust(widths[i]) for i, col in enumerate(row[:3])) + "  " + row[3]
+        print(logs.mask(line.rstrip(), config.secrets))
+    failed = sum(not result.ok for result in results)
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from watchdog import status
+    from watchdog.store import StoreError
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    try:
+        data = status.collect(config)
+    except StoreError as exc:
+        print(f"pd-watchdog status: {exc}", file=sys.stderr)
+        return 1
+    render = status.render_json if args.json else status.render_table
+    print(render(data, config.secrets))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level)
+    config = _load(args.config)
+    if config is None:
+        return 1
+    from watchdog.runner import Runner
+    from watchdog.store import StoreError
+
+    try:
+        runner = Runner(config, force_dry_run=args.dry_run)
+    except StoreError as exc:
+        log.error("%s", exc)
+        return 1
+    runner.install_signal_handlers()
+    runner.start()
+    try:
+        runner.loop()
+    finally:
+        runner.shutdown()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Probe threads still inside a timeout must not hold the exit up: state is committed.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Log lines for a terminal or for journald, with secrets masked before they are written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+
+_PRIORITY = {  # syslog priorities; journald reads a leading <N> as the line's level
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Replace each secret by its last 4 characters, so a key can be recognised, not used."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "…" + secret[-4:])
+    return text
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, journald: bool, secrets: list[str]) -> None:
+        fmt = "%(message)s" if journald else "%(asctime)s %(levelname)s %(message)s"
+        super().__init__(fmt)
+        self.journald = journald
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = mask(super().format(record), self.secrets)
+        if self.journald:
+            prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
+            text = "\n".join(prefix + line for line in text.splitlines())
+        return text
+
+
+_secrets: list[str] = []
+
+
+def setup(level: str = "INFO") -> None:
+    """Log to stderr; under systemd (JOURNAL_STREAM set) without timestamps, with priorities."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("JOURNAL_STREAM" in os.environ, _secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "schedule"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Mask these values in every log line from now on (longest first, so overlaps mask whole)."""
+    merged = set(_secrets) | {s for s in secrets if s}
+    _secrets[:] = sorted(merged, key=len, reverse=True)
