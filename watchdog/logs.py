@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 _PRIORITY = {  # syslog priorities; journald reads a leading <N> as the line's level
     logging.DEBUG: 7,
@@ -22,6 +23,17 @@ def mask(text: str, secrets: Iterable[str]) -> str:
         if secret and secret in text:
             text = text.replace(secret, "…" + secret[-4:])
     return text
+
+
+def mask_data(value: Any, secrets: Iterable[str]) -> Any:
+    """mask() through nested dicts and lists: probe output can echo a secret it was given."""
+    if isinstance(value, str):
+        return mask(value, secrets)
+    if isinstance(value, dict):
+        return {key: mask_data(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_data(item, secrets) for item in value]
+    return value
 
 
 class _Formatter(logging.Formatter):

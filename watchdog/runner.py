@@ -11,12 +11,15 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from pagerduty_api import Alert
+from watchdog import __version__, logs
 from watchdog.config import Config, ConfigError, load
+from watchdog.heartbeat import Heartbeat
+from watchdog.metrics import Metrics, MetricsServer
 from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
+from watchdog.notify import Notifier
 from watchdog.scheduler import Scheduler
 from watchdog.sender import LoggingAlert, Sender
 from watchdog.state import Known, describe, next_interval, reconcile, step
@@ -26,6 +29,8 @@ log = logging.getLogger("watchdog.runner")
 
 PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
 FLUSH_TIMEOUT = 5.0  # seconds the sender may keep sending after SIGTERM
+HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and the outbox/scheduler metrics
+STALL = 30.0  # seconds without a finished probe, all workers busy, before we call it wedged
 
 
 class Runner:
@@ -41,11 +46,16 @@ class Runner:
         self.checks: dict[str, Check] = {}
         self.policies: dict[str, Policy] = {}
         self.states: dict[str, CheckState] = {}
-        self.hooks: list[Callable[[Check, ProbeResult, CheckState, list[Event]], None]] = []
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self._wake = threading.Event()
-        self.sender = Sender(self.store, self._make_alert(config))
+        self.notifier = Notifier()
+        self.metrics = Metrics() if config.metrics_listen else None
+        self.metrics_server: MetricsServer | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._next_housekeeping = 0.0
+        self._status = ""
+        self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
 
     @property
@@ -75,6 +85,8 @@ class Runner:
         self._apply(self.config, known)
         self.sender.start()
         self.scheduler.set_checks(self.config.checks)
+        self._start_metrics()
+        self._start_heartbeat(self.config)
         pending = self.store.outbox_stats(time.time())["pending"]
         log.info(
             "started: %d checks from %d files, %d triggered, %d events pending, state in %s",
@@ -84,6 +96,34 @@ class Runner:
             pending,
             self.config.state_dir,
         )
+        self.notifier.ready(self._status_line(pending))
+
+    def _start_metrics(self) -> None:
+        if self.metrics is None or self.config.metrics_listen is None:
+            return
+        self.metrics.set_info(__version__, len(self.checks), self.dry_run)
+        host, port = self.config.metrics_listen
+        server = MetricsServer(self.metrics, host, port, self.health)
+        try:
+            server.start()
+        except OSError as exc:
+            # Paging matters more than metrics: say so loudly, keep running.
+            log.error(
+                "metrics: cannot listen on %s:%d: %s; running without /metrics", host, port, exc
+            )
+            return
+        self.metrics_server = server
+
+    def _start_heartbeat(self, config: Config) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
+        if config.heartbeat is None:
+            return
+        logs.add_secrets([config.heartbeat.url])  # ping URLs carry their token
+        beat = config.heartbeat
+        self.heartbeat = Heartbeat(beat.url, beat.interval, beat.timeout, lambda: self.health()[0])
+        self.heartbeat.start()
 
     def install_signal_handlers(self) -> None:
         def stop(signum, frame):
@@ -98,20 +138,64 @@ class Runner:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
 
-    def loop(self, on_tick: Callable[[], None] | None = None) -> None:
-        """The scheduling thread: start due probes, handle reloads, until asked to stop."""
+    def loop(self) -> None:
+        """The scheduling thread: start due probes, handle reloads, until asked to stop.
+
+        The systemd watchdog is pinged from here, so a wedged loop stops the pings.
+        """
         while not self.stop_requested.is_set():
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
             idle = self.scheduler.tick()
-            if on_tick is not None:
-                on_tick()
+            now = time.monotonic()
+            if now >= self._next_housekeeping:
+                self._next_housekeeping = now + HOUSEKEEPING
+                self._housekeeping()
+            self.notifier.maybe_ping(self.health()[0])
             self._wake.wait(min(idle, 0.5))
             self._wake.clear()
 
+    def health(self) -> tuple[bool, str]:
+        """Healthy while the loop ticks and probes still finish (for WATCHDOG=1, heartbeat,
+        /healthz): a stuck loop or a pool whose every worker hangs is not healthy."""
+        now = time.monotonic()
+        if now - self.scheduler.last_tick > max(STALL, 10 * HOUSEKEEPING):
+            return False, f"scheduler loop has not run for {now - self.scheduler.last_tick:.0f}s"
+        if (
+            self.scheduler.running() >= self.config.workers
+            and now - self.scheduler.last_finished > STALL + self._longest_timeout()
+        ):
+            return False, "every probe worker is stuck; no probe finished recently"
+        return True, "ok"
+
+    def _longest_timeout(self) -> float:
+        return max((check.timeout for check in self.config.checks), default=0.0)
+
+    def _housekeeping(self) -> None:
+        """Refresh what is read from outside: systemd's STATUS= line and gauge metrics."""
+        stats = self.store.outbox_stats(time.time())
+        status = self._status_line(stats["pending"])
+        if status != self._status:
+            self._status = status
+            self.notifier.status(status)
+        if self.metrics is not None:
+            self.metrics.set_outbox(stats)
+            for name, counts in self.scheduler.stats.items():
+                self.metrics.set_skipped(name, counts.skipped, counts.missed)
+
+    def _status_line(self, pending: int) -> str:
+        mode = " (dry-run)" if self.dry_run else ""
+        return (
+            f"{len(self.checks)} checks, {self.triggered_count()} triggered, "
+            f"{pending} events pending{mode}"
+        )
+
     def shutdown(self) -> int:
         """Stop scheduling, let probes finish briefly, flush what can be sent; return pending."""
+        self.notifier.stopping()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         running = self.scheduler.running()
         if running:
             log.info("stopping: waiting up to %.0fs for %d running probes", PROBE_GRACE, running)
@@ -128,6 +212,9 @@ class Runner:
         else:
             log.info("stopped; nothing pending")
         self.store.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        self.notifier.close()
         return pending
 
     # --- config -------------------------------------------------------------------------
@@ -135,6 +222,14 @@ class Runner:
     def reload(self) -> bool:
         """Re-read the config; an invalid one is rejected and the running one kept."""
         log.info("reload: reading %s", self.config.path)
+        self.notifier.reloading()
+        try:
+            accepted = self._reload()
+        finally:
+            self.notifier.ready(self._status_line(self.sender.pending_count()))
+        return accepted
+
+    def _reload(self) -> bool:
         try:
             config = load(self.config.path)
         except ConfigError as exc:
@@ -142,6 +237,7 @@ class Runner:
             for error in exc.errors:
                 log.error("  %s", error)
             return False
+        logs.add_secrets(config.secrets)
         if config.state_dir != self.config.state_dir:
             log.warning(
                 "reload: state_dir changed to %s; that takes a restart, keeping %s",
@@ -163,9 +259,14 @@ class Runner:
                 name: Known(self.checks[name].fingerprint, self.checks[name].incident_key, state)
                 for name, state in self.states.items()
             }
+        heartbeat_changed = config.heartbeat != self.config.heartbeat
         self._apply(config, known)
         self.config = config
         self.scheduler.set_checks(config.checks)
+        if heartbeat_changed:
+            self._start_heartbeat(config)
+        if self.metrics is not None:
+            self.metrics.set_info(__version__, len(self.checks), self.dry_run)
         log.info("reload: %d checks from %d files", len(config.checks), len(config.files))
         return True
 
@@ -179,6 +280,8 @@ class Runner:
                 self.checks.pop(name, None)
                 self.policies.pop(name, None)
                 self.states.pop(name, None)
+                if self.metrics is not None:
+                    self.metrics.forget(name)
                 if events:
                     log.warning(
                         "check %s: removed while triggered; resolving %s",
@@ -214,6 +317,13 @@ class Runner:
     # --- results ------------------------------------------------------------------------
 
     def _on_result(self, check: Check, result: ProbeResult, planned: float, started: float) -> None:
+        if self.config.secrets:
+            # Before it is stored or sent anywhere: a plugin may print what it was given.
+            result = replace(
+                result,
+                summary=logs.mask(result.summary, self.config.secrets),
+                details=logs.mask_data(result.details, self.config.secrets),
+            )
         with self._lock:
             current = self.checks.get(check.name)
             if self._closing or current is None or current.fingerprint != check.fingerprint:
@@ -225,6 +335,8 @@ class Runner:
                 check.name, check.fingerprint, check.incident_key, after, result, started, events
             )
             self.states[check.name] = after
+            if self.metrics is not None:
+                self.metrics.observe_result(check.name, result, after, lag=started - planned)
         if events:
             self.sender.wake()
         was, now = describe(before, policy), describe(after, policy)
@@ -242,8 +354,10 @@ class Runner:
             )
         if not result.ok and next_interval(after, check) < check.interval:
             self.scheduler.check_sooner(check.name, next_interval(after, check))
-        for hook in self.hooks:
-            hook(check, result, after, events)
+
+    def _on_sent(self, event: Event, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.event_outcome(event.action, outcome)
 
     def triggered_count(self) -> int:
         with self._lock:

@@ -119,6 +119,7 @@ class Scheduler:
         self._idle = threading.Condition()
         self.stats: dict[str, CheckStats] = {}
         self.last_tick = time.monotonic()
+        self.last_finished = time.monotonic()
 
     # --- the scheduling thread -------------------------------------------------------
 
@@ -208,6 +209,7 @@ class Scheduler:
             self._finished(check.name)
 
     def _finished(self, name: str) -> None:
+        self.last_finished = time.monotonic()
         with self._running_lock:
             self._running.discard(name)
             idle = not self._running

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from watchdog.config import Config
-from watchdog.logs import mask
+from watchdog.logs import mask, mask_data
 from watchdog.model import Policy
 from watchdog.state import describe
 from watchdog.store import Store
@@ -60,7 +60,9 @@ def collect(config: Config, now: float | None = None) -> dict[str, Any]:
 
 
 def render_json(data: dict[str, Any], secrets: frozenset[str]) -> str:
-    return mask(json.dumps(data, indent=2, sort_keys=True, default=str), secrets)
+    # Masked before encoding: a secret with a quote or a backslash changes once escaped.
+    masked = mask_data(data, secrets)
+    return json.dumps(masked, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | None = None) -> str:
