@@ -97,8 +97,11 @@ class Watchdog:
     def wait_started(self, timeout: float = 15.0) -> None:
         """Wait until the current run (since its start marker) has logged that it started."""
         marker = f"=== start {self.runs}\n"
-        wait_for(lambda: "started:" in self.log().rpartition(marker)[2], timeout,
-                 what=f"run {self.runs} to start")
+        wait_for(
+            lambda: "started:" in self.log().rpartition(marker)[2],
+            timeout,
+            what=f"run {self.runs} to start",
+        )
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None

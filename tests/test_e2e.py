@@ -23,11 +23,19 @@ from procs import ROUTING_KEY, Target, Watchdog, wait_for
 pytestmark = pytest.mark.timeout(180)
 
 
-def write_config(tmp_path: Path, pd_url: str, targets: dict[str, str], *, api: str = "v2",
-                 fail_after: int = 2, recover_after: int = 2, interval: str = "100ms",
-                 extra_checks: str = "") -> Path:
+def write_config(
+    tmp_path: Path,
+    pd_url: str,
+    targets: dict[str, str],
+    *,
+    api: str = "v2",
+    fail_after: int = 2,
+    recover_after: int = 2,
+    interval: str = "100ms",
+    extra_checks: str = "",
+) -> Path:
     checks = "".join(
-        f"  - name: {name}\n    http: {{url: \"{url}\"}}\n" for name, url in targets.items()
+        f'  - name: {name}\n    http: {{url: "{url}"}}\n' for name, url in targets.items()
     )
     config = tmp_path / "watchdog.yaml"
     config.write_text(
@@ -127,8 +135,12 @@ def test_a_second_runner_on_the_same_state_dir_refuses_to_start(tmp_path, pd, ta
     with Watchdog(config, env=ENV) as first:
         first.wait_log("started:")
         second = subprocess.run(
-            [sys.executable, "-m", "watchdog", "run", str(config)], cwd=tmp_path,
-            env={**first.env}, capture_output=True, text=True, timeout=30,
+            [sys.executable, "-m", "watchdog", "run", str(config)],
+            cwd=tmp_path,
+            env={**first.env},
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert second.returncode != 0
         assert "another pd-watchdog run" in second.stderr
@@ -146,8 +158,9 @@ def test_pagerduty_outage_delays_but_never_loses_trigger_and_resolve(tmp_path, p
         web.up = False
         wait_for(lambda: len(pd.requests) >= 2, timeout=15, what="trigger attempts during 500s")
         pd.set_mode("429", retry_after=0.2)
-        wait_for(lambda: any(r["status"] == 429 for r in pd.requests), timeout=15,
-                 what="a 429 answer")
+        wait_for(
+            lambda: any(r["status"] == 429 for r in pd.requests), timeout=15, what="a 429 answer"
+        )
         pd.set_mode("hang")
         web.up = True
         proc.wait_log("queued resolve", timeout=10)
@@ -201,7 +214,11 @@ def test_status_reads_a_live_runner_without_blocking_it(tmp_path, pd, targets):
         pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"], timeout=10)
         out = subprocess.run(
             [sys.executable, "-m", "watchdog", "status", str(config), "--json"],
-            cwd=tmp_path, env=proc.env, capture_output=True, text=True, timeout=30,
+            cwd=tmp_path,
+            env=proc.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert out.returncode == 0, out.stderr
         data = json.loads(out.stdout)
@@ -212,7 +229,11 @@ def test_status_reads_a_live_runner_without_blocking_it(tmp_path, pd, targets):
         assert ROUTING_KEY not in out.stdout
         table = subprocess.run(
             [sys.executable, "-m", "watchdog", "status", str(config)],
-            cwd=tmp_path, env=proc.env, capture_output=True, text=True, timeout=30,
+            cwd=tmp_path,
+            env=proc.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert table.returncode == 0 and "triggered" in table.stdout
         assert proc.stop() == 0

@@ -105,8 +105,10 @@ def test_real_process_speaks_sd_notify(tmp_path, notify, target):
             wait_for(lambda: "RELOADING=1" in notify.lines(), what="RELOADING=1")
             wait_for(lambda: notify.count("READY=1") >= 2, what="READY=1 after the reload")
             target.up = False
-            wait_for(lambda: any("1 triggered" in line for line in notify.lines()),
-                     what="STATUS= showing the incident")
+            wait_for(
+                lambda: any("1 triggered" in line for line in notify.lines()),
+                what="STATUS= showing the incident",
+            )
             assert proc.stop() == 0
         assert "STOPPING=1" in notify.lines()
 
@@ -142,8 +144,7 @@ def pings_during(notify: NotifySocket, seconds: float) -> int:
     return notify.count("WATCHDOG=1") - before
 
 
-def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, monkeypatch,
-                                                             target):
+def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, monkeypatch, target):
     runner = _runner(tmp_path, notify, monkeypatch, target.url)
     hang = threading.Event()
     released = threading.Event()
@@ -165,8 +166,9 @@ def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, mo
         wait_for(lambda: pings_during(notify, 0.3) >= 1, what="pings after the loop recovered")
 
 
-def test_watchdog_pings_stop_when_every_probe_worker_is_stuck(tmp_path, notify, monkeypatch,
-                                                               target):
+def test_watchdog_pings_stop_when_every_probe_worker_is_stuck(
+    tmp_path, notify, monkeypatch, target
+):
     monkeypatch.setattr(runner_module, "STALL", 0.3)
     runner = _runner(tmp_path, notify, monkeypatch, target.url, workers=1)
     stuck = threading.Event()
@@ -195,8 +197,12 @@ def test_heartbeat_pings_a_loopback_url_on_schedule_and_hides_its_token(tmp_path
     try:
         url = beat.url.replace("/health", "/ping/s3cr3t-t0ken-abcdef")
         with FakePagerDuty() as pd:
-            config = config_file(tmp_path, pd.url, target.url,
-                                 extra=f"heartbeat: {{url: '{url}', interval: 200ms}}\n")
+            config = config_file(
+                tmp_path,
+                pd.url,
+                target.url,
+                extra=f"heartbeat: {{url: '{url}', interval: 200ms}}\n",
+            )
             with Watchdog(config, env=ENV) as proc:
                 wait_for(lambda: beat.hits >= 5, what="heartbeat pings")
                 assert proc.stop() == 0
@@ -226,9 +232,15 @@ def test_metrics_endpoint_matches_the_run(tmp_path, target):
             target.up = False
             pd.wait_for(lambda: pd.actions_for("pd-watchdog/svc-host/web") == ["trigger"])
             check = (("check", "web"),)
-            wait_for(lambda: scrape(base + "/metrics").get(
-                ("pd_watchdog_events_total", (("action", "trigger"), ("outcome", "sent")))) == 1,
-                what="the trigger counted as sent")
+            wait_for(
+                lambda: (
+                    scrape(base + "/metrics").get(
+                        ("pd_watchdog_events_total", (("action", "trigger"), ("outcome", "sent")))
+                    )
+                    == 1
+                ),
+                what="the trigger counted as sent",
+            )
             samples = scrape(base + "/metrics")
             assert samples[("pd_watchdog_check_triggered", check)] == 1
             assert samples[("pd_watchdog_check_up", check)] == 0
@@ -237,7 +249,8 @@ def test_metrics_endpoint_matches_the_run(tmp_path, target):
             assert abs(runs - target.hits) <= 2  # in-flight probes aside, one run is one hit
             assert samples[("pd_watchdog_outbox_pending", ())] == 0
             assert samples[("pd_watchdog_schedule_lag_seconds_count", ())] == pytest.approx(
-                runs, abs=2)
+                runs, abs=2
+            )
             with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
                 assert response.status == 200
             assert proc.stop() == 0
@@ -249,7 +262,7 @@ def test_secrets_stay_out_of_pages_logs_status_and_metrics(tmp_path, target):
     token = "tok-0123456789-SECRET"
     leaky = (
         "  - name: leaky\n"
-        "    command: echo \"CRITICAL - token=$API_TOKEN\"; exit 2\n"
+        '    command: echo "CRITICAL - token=$API_TOKEN"; exit 2\n'
         "    shell: true\n"
         "    env: {API_TOKEN: !secret '${MY_TOKEN}'}\n"
     )
@@ -261,7 +274,11 @@ def test_secrets_stay_out_of_pages_logs_status_and_metrics(tmp_path, target):
             pd.wait_for(lambda: pd.actions_for("pd-watchdog/svc-host/leaky") == ["trigger"])
             status = subprocess.run(
                 [sys.executable, "-m", "watchdog", "status", str(config), "--json"],
-                cwd=tmp_path, env=proc.env, capture_output=True, text=True, timeout=30,
+                cwd=tmp_path,
+                env=proc.env,
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             assert proc.stop() == 0
         sent = json.dumps(pd.events, ensure_ascii=False)
