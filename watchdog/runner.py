@@ -7,6 +7,7 @@ before anything is sent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
@@ -22,7 +23,7 @@ from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import Notifier
 from watchdog.scheduler import Scheduler
 from watchdog.sender import LoggingAlert, Sender
-from watchdog.state import Known, describe, next_interval, reconcile, step
+from watchdog.state import Known, describe, next_interval, reconcile, retrigger, step
 from watchdog.store import Store
 
 log = logging.getLogger("watchdog.runner")
@@ -83,6 +84,7 @@ class Runner:
             for name, row in stored.items()
         }
         self._apply(self.config, known)
+        self._resync_delivery()
         self.sender.start()
         self.scheduler.set_checks(self.config.checks)
         self._start_metrics()
@@ -249,32 +251,40 @@ class Runner:
             log.warning(
                 "reload: workers changed; that takes a restart, keeping %d", self.config.workers
             )
-        if config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run:
+            config = replace(config, workers=self.config.workers)
+        delivery_changed = (
+            config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
+        )
+        if delivery_changed:
             self.sender.alert = self._make_alert(config)
             log.info("reload: PagerDuty settings changed")
         for warning in config.warnings:
             log.warning("%s", warning)
-        with self._lock:
-            known = {
-                name: Known(self.checks[name].fingerprint, self.checks[name].incident_key, state)
-                for name, state in self.states.items()
-            }
         heartbeat_changed = config.heartbeat != self.config.heartbeat
-        self._apply(config, known)
+        self._apply(config)
         self.config = config
         self.scheduler.set_checks(config.checks)
         if heartbeat_changed:
             self._start_heartbeat(config)
+        if delivery_changed:
+            self._resync_delivery()
         if self.metrics is not None:
             self.metrics.set_info(__version__, len(self.checks), self.dry_run)
         log.info("reload: %d checks from %d files", len(config.checks), len(config.files))
         return True
 
-    def _apply(self, config: Config, known: dict[str, Known]) -> None:
-        plan = reconcile(known, config.checks, config.pagerduty.source)
+    def _apply(self, config: Config, known: dict[str, Known] | None = None) -> None:
+        """Reconcile and install a config in one hold of the lock, so that no probe result
+        lands between reading the states and writing them back (it would be lost)."""
         queued = False
         now = time.time()
         with self._lock:
+            if known is None:
+                known = {
+                    name: Known(self.checks[name].fingerprint, self.checks[name].incident_key, st)
+                    for name, st in self.states.items()
+                }
+            plan = reconcile(known, config.checks, config.pagerduty.source)
             for name, events in plan.forget.items():
                 self.store.forget(name, events)
                 self.checks.pop(name, None)
@@ -313,6 +323,46 @@ class Runner:
                 self.states[name] = state
         if queued:
             self.sender.wake()
+
+    def _resync_delivery(self) -> None:
+        """Re-send the trigger of every open incident when events start going somewhere new.
+
+        Events that went to dry-run, or to a key PagerDuty refused, never opened an incident
+        there; without this, a check triggered then would stay silent until it recovers.
+        """
+        pd = self.config.pagerduty
+        if self.dry_run:
+            target = "dry-run"
+        else:
+            target = hashlib.sha256(f"{pd.api}|{pd.url}|{pd.routing_key}".encode()).hexdigest()
+        previous = self.store.get_meta("delivery_target")
+        if previous is not None and previous != target and target != "dry-run":
+            stored = self.store.load_checks()
+            resent = 0
+            now = time.time()
+            with self._lock:
+                for name, state in self.states.items():
+                    row = stored.get(name)
+                    summary = (
+                        (row.last_result or {}).get("summary", "failing") if row else "failing"
+                    )
+                    events = retrigger(
+                        state, self.policies[name], summary, "re-sent: PagerDuty settings changed"
+                    )
+                    if events:
+                        check = self.checks[name]
+                        self.store.record(
+                            name, check.fingerprint, check.incident_key, state, None, now, events
+                        )
+                        resent += 1
+            if resent:
+                log.warning(
+                    "PagerDuty settings changed since these incidents opened: "
+                    "re-sending the trigger of %d open incidents",
+                    resent,
+                )
+                self.sender.wake()
+        self.store.set_meta("delivery_target", target)
 
     # --- results ------------------------------------------------------------------------
 

@@ -54,6 +54,15 @@ def _event(action: str, policy: Policy, result: ProbeResult, severity: str | Non
     )
 
 
+def retrigger(state: CheckState, policy: Policy, summary: str, why: str) -> list[Event]:
+    """The trigger to send again for an open incident PagerDuty may not know about (events
+    went to dry-run, or to a key that was refused). PagerDuty dedups it if it does."""
+    if not state.triggered:
+        return []
+    result = ProbeResult(ok=False, summary=f"{summary} ({why})", severity=state.severity)
+    return [_event(TRIGGER, policy, result, state.severity)]
+
+
 def describe(state: CheckState, policy: Policy) -> str:
     """A one-word-ish label for logs and `status`: ok, failing 2/3, triggered, recovering 1/2."""
     if state.triggered:

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS stats (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 _UPSERT_CHECK = """
@@ -372,6 +376,20 @@ class Store:
         with self._transaction("forget check " + repr(name)) as db:
             db.execute("DELETE FROM checks WHERE name = ?", (name,))
             return self._append(db, events)
+
+    def get_meta(self, name: str) -> str | None:
+        """A small fact about this state (e.g. where events were last delivered)."""
+        with self._locked(f"read {name}"):
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._transaction(f"write {name}") as db:
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
 
     def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
         """Queue events inside the caller's transaction (a separate method so tests can fail it)."""
