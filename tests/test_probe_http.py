@@ -82,6 +82,15 @@ class Handler(BaseHTTPRequestHandler):
                 while not stop.wait(0.05):
                     self.wfile.write(b"x")
                     self.wfile.flush()
+        elif path == "/drip-headers":
+            self.send_response_only(200)
+            self.flush_headers()
+            with contextlib.suppress(OSError):
+                for i in range(200):  # one header line every 50 ms: never a whole response
+                    if stop.wait(0.05):
+                        break
+                    self.wfile.write(f"X-Drip-{i}: x\r\n".encode())
+                    self.wfile.flush()
         elif path == "/redirect":
             code = int(query.get("code", "302"))
             self._send(code, b"moved", {"Location": query["to"]})
@@ -367,6 +376,14 @@ def test_trickling_body_times_out(server: Server) -> None:
     assert not result.ok
     assert result.summary == "timed out after 0.5s"
     assert 0.45 < took < 1.5
+
+
+def test_dripping_headers_time_out_at_the_deadline(server: Server) -> None:
+    """Each recv gets what is left of the deadline, not a fresh timeout per header line."""
+    result, took = timed_run(probe({"url": server.url("/drip-headers")}), 0.5)
+    assert not result.ok
+    assert result.summary == "timed out after 0.5s"
+    assert took < 1.5
 
 
 def test_deadline_covers_redirects(server: Server) -> None:

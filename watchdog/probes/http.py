@@ -10,6 +10,7 @@ each blocking step bounded by what is left of one deadline.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import ipaddress
 import math
 import os
@@ -536,6 +537,33 @@ def _left(deadline: float) -> float:
     return min(left, 86400.0)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """Every recv gets only what is left of the deadline: a server that drips one header
+    line at a time must not hold the probe for (timeout x lines)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        self._sock.settimeout(_left(self._deadline))
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """What HTTPResponse needs of a socket (makefile), reading through _DeadlineReader."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
 def _connect(target: _Target, deadline: float) -> socket.socket:
     """TCP connect to the first address that answers, within the deadline.
 
@@ -578,9 +606,8 @@ def _exchange(
                 days = _cert_days_left(sock)
         sock.settimeout(_left(deadline))
         sock.sendall(hop.request)
-        response = HTTPResponse(sock, method=hop.method)
+        response = HTTPResponse(_DeadlineSocket(sock, deadline), method=hop.method)  # type: ignore[arg-type]
         try:
-            sock.settimeout(_left(deadline))
             response.begin()
             status = response.status
             if follow and status in REDIRECT_CODES:
@@ -590,7 +617,6 @@ def _exchange(
             chunks = []
             size = 0
             while size < BODY_CAP:
-                sock.settimeout(_left(deadline))
                 data = response.read1(min(READ_CHUNK, BODY_CAP - size))
                 if not data:
                     break
