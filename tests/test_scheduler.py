@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
+import types
 
 import pytest
 
+from watchdog import scheduler as scheduler_module
 from watchdog.model import Check, ProbeResult
 from watchdog.scheduler import Scheduler, _spread
 
@@ -156,3 +159,34 @@ def test_shutdown_waits_for_running_probes_up_to_a_deadline():
     assert sched.shutdown(0.2) is False
     release.set()
     assert sched.shutdown(2) is True
+
+
+class _Shifted(datetime.datetime):
+    """datetime whose now() is the real one moved by `shift` (a stepped wall clock)."""
+
+    shift = datetime.timedelta(0)
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.datetime.now(tz) + cls.shift
+
+
+@pytest.mark.parametrize("step_hours", [-1, 1])
+def test_a_wall_clock_step_neither_stops_nor_bursts_the_checks(monkeypatch, caplog, step_hours):
+    monkeypatch.setattr(
+        scheduler_module,
+        "datetime",
+        types.SimpleNamespace(datetime=_Shifted, timedelta=datetime.timedelta),
+    )
+    probe = FakeProbe()
+    sched = Scheduler(lambda *a: None, workers=2)
+    sched.set_checks([make("a", probe)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: probe.calls >= 3)
+        _Shifted.shift = datetime.timedelta(hours=step_hours)
+        calls = probe.calls
+        wait_until(lambda: probe.calls >= calls + 5)
+    sched.shutdown(2)
+    _Shifted.shift = datetime.timedelta(0)
+    assert "wall clock stepped by" in caplog.text
+    assert sched.stats["a"].missed == 0  # a forward step is not an hour of missed runs

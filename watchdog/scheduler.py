@@ -27,6 +27,8 @@ from watchdog.model import Check, ProbeResult
 
 log = logging.getLogger("watchdog.scheduler")
 
+CLOCK_STEP = datetime.timedelta(seconds=2)  # wall-clock moves beyond this are steps, not drift
+
 # on_result(check, result, planned_start, started) — wall-clock seconds since the epoch.
 ResultHandler = Callable[[Check, ProbeResult, float, float], None]
 
@@ -47,6 +49,8 @@ class _HeapScheduler(schedule.Scheduler):
         self._seq = itertools.count()
         self._live: set[int] = set()
         self.on_missed: Callable[[schedule.Job, int], None] = lambda job, count: None
+        self._wall = datetime.datetime.now()
+        self._mono = time.monotonic()
 
     def add(self, interval: float, func: Callable[[], object], first_run: datetime.datetime):
         job = self.every(interval).seconds.do(func)
@@ -68,8 +72,25 @@ class _HeapScheduler(schedule.Scheduler):
             job.next_run = when
             self._push(job)
 
+    def _follow_clock(self) -> datetime.datetime:
+        """schedule plans in wall-clock time; when that clock steps (NTP, DST in local time,
+        a suspend), move every job by the step so no check stops for an hour or bursts."""
+        now, mono = datetime.datetime.now(), time.monotonic()
+        expected = self._wall + datetime.timedelta(seconds=mono - self._mono)
+        step = now - expected
+        self._wall, self._mono = now, mono
+        if abs(step) > CLOCK_STEP:
+            log.warning("wall clock stepped by %+.1fs; moving every check's schedule with it",
+                        step.total_seconds())
+            jobs = {id(job): job for _, _, job in self._heap if id(job) in self._live}
+            for job in jobs.values():
+                job.next_run = job.next_run + step
+            self._heap = [(job.next_run, next(self._seq), job) for job in jobs.values()]
+            heapq.heapify(self._heap)
+        return now
+
     def run_pending(self) -> None:
-        now = datetime.datetime.now()
+        now = self._follow_clock()
         while self._heap and self._heap[0][0] <= now:
             when, _, job = heapq.heappop(self._heap)
             if id(job) not in self._live or when != job.next_run:
