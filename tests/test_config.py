@@ -552,6 +552,8 @@ def test_state_dir_resolution(cfg, tmp_path):
     assert state == "/run/a"
     assert load("w2.yaml", environ={"STATE_DIRECTORY": ""}).state_dir == str(
         tmp_path / ".pd-watchdog")
+    cfg("sub/w4.yaml", "workers: 1\n")  # beside the config, wherever the command runs from
+    assert load("sub/w4.yaml", environ={}).state_dir == str(tmp_path / "sub" / ".pd-watchdog")
     cfg("w3.yaml", "state_dir: [a]\n")
     assert one_error("w3.yaml") == "w3.yaml:1: state_dir: must be a folder path (string)"
 
@@ -1098,7 +1100,7 @@ def test_example_config_loads_in_dry_run(monkeypatch, tmp_path):
     names = [c.name for c in config.checks]
     assert set(names) >= {"app-health", "postgres-port", "root-disk"}
     assert len(config.files) == 4
-    assert config.state_dir == str(tmp_path / ".pd-watchdog")
+    assert config.state_dir == os.path.join(REPO, ".pd-watchdog")
 
 
 def test_example_disk_plugin_runs(monkeypatch, tmp_path):
@@ -1138,3 +1140,20 @@ def test_yaml_integers_keep_yaml_rules(cfg):
     cfg("w.yaml", "checks:\n  - {name: a, fake: {a: 010, b: 0x10, c: 1_000, d: 0, e: 42}}\n")
     (check,) = load("w.yaml", environ={}).checks
     assert check.probe.options["fake"] == {"a": 8, "b": 16, "c": 1000, "d": 0, "e": 42}
+
+
+def test_commands_that_never_send_do_not_need_the_services_secrets(cfg):
+    """`status`/`check` from a shell without the service's env file: the key reads as absent;
+    every other unset variable is still an error."""
+    cfg("w.yaml", "pagerduty: {routing_key: '${PD_KEY}'}\n"
+        "checks: [{name: x, fake: '${CHECK_ARG}'}]\n")
+    assert "PD_KEY is not set" in errors_of("w.yaml")[0]
+    errors = errors_of("w.yaml", environ={"CHECK_ARG": "a"})
+    assert len(errors) == 1 and "PD_KEY" in errors[0]
+    config = load("w.yaml", environ={"CHECK_ARG": "a"}, need_key=False)
+    assert config.dry_run and [c.name for c in config.checks] == ["x"]
+    with pytest.raises(ConfigError, match="CHECK_ARG is not set"):
+        load("w.yaml", environ={}, need_key=False)
+    cfg("f.yaml", "pagerduty: {routing_key_file: /nonexistent/key}\n")
+    assert "cannot read /nonexistent/key" in one_error("f.yaml")
+    assert load("f.yaml", environ={}, need_key=False).dry_run

@@ -103,6 +103,7 @@ def test_a_refused_key_fixed_by_a_reload_pages_the_open_incident(tmp_path):
             target.up = False
             with Watchdog(config) as proc:
                 proc.wait_log("dead letter trigger")
+                assert "integration type" in proc.log()  # the wrong-kind-of-key hint
                 config.write_text(config.read_text().replace(wrong, ROUTING_KEY))
                 proc.signal(signal.SIGHUP)
                 pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"], timeout=10)

@@ -75,9 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, *, need_key: bool = True) -> Config | None:
     try:
-        config = load(path)
+        config = load(path, need_key=need_key)
     except ConfigError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -99,7 +99,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, need_key=False)
     if config is None:
         return 1
     checks = list(config.checks)
@@ -131,7 +131,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from watchdog import status
     from watchdog.store import StoreError
 
-    config = _load(args.config)
+    config = _load(args.config, need_key=False)
     if config is None:
         return 1
     try:
@@ -158,9 +158,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     runner.install_signal_handlers()
-    runner.start()
     try:
+        runner.start()
         runner.loop()
+    except StoreError as exc:
+        log.error("%s", exc)
+        return 1
     finally:
         runner.shutdown()
     logging.shutdown()

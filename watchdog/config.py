@@ -156,13 +156,20 @@ def default_incident_key(source: str, name: str) -> str:
     return "pd-watchdog/" + digest
 
 
-def load(path: str, *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read the config at `path` (and its includes); raise ConfigError listing every problem."""
+def load(
+    path: str, *, environ: Mapping[str, str] | None = None, need_key: bool = True
+) -> Config:
+    """Read the config at `path` (and its includes); raise ConfigError listing every problem.
+
+    need_key=False is for commands that never send (status, check): an unset ${VAR} or an
+    unreadable key file under `pagerduty:` then reads as "no key" instead of an error, so
+    an operator's shell without the service's secrets can still look.
+    """
     env = os.environ if environ is None else environ
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the node tree is many small objects; cyclic GC passes tripled load time
     try:
-        return _Loader(path, env).run()
+        return _Loader(path, env, need_key=need_key).run()
     except ConfigError:
         raise
     except Exception as exc:  # a bug here must still read as a config problem, not a trace
@@ -279,7 +286,8 @@ def _did_you_mean(key: str, allowed: tuple[str, ...] | list[str]) -> str:
 class _Loader:
     """One load(): walks files and nodes, collects errors/warnings/secrets, builds Config."""
 
-    def __init__(self, path: str, environ: Mapping[str, str]):
+    def __init__(self, path: str, environ: Mapping[str, str], *, need_key: bool = True):
+        self.need_key = need_key
         self.given_path = path
         self.main_path = os.path.abspath(path)
         self.main_dir = os.path.dirname(self.main_path)
@@ -632,6 +640,8 @@ class _Loader:
             if has_default and not found:
                 substituted.append(default)
                 return default
+            if found is None and not self.need_key and path[:1] == ("pagerduty",):
+                return ""
             if found is None:
                 self.error(file, node, path, f"environment variable {name} is not set — "
                            f"export it, or write ${{{name}:-default}} (${{{name}:-}} allows empty)")
@@ -684,7 +694,9 @@ class _Loader:
         for candidate in (self.env.get("STATE_DIRECTORY") or "").split(":"):
             if candidate:
                 return os.path.abspath(candidate)
-        return os.path.abspath(".pd-watchdog")
+        # Beside the config, not in the current directory: `status` from another folder, or
+        # a second `run` started elsewhere, must find (and lock) the same state.
+        return os.path.join(self.main_dir, ".pd-watchdog")
 
     def pagerduty(self, file: _File, entry: tuple[Node, Node] | None,
                   fallback: PagerDutySettings) -> PagerDutySettings:
@@ -763,6 +775,8 @@ class _Loader:
                 data = fh.read(4096)
             key = data.decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
+            if not self.need_key:
+                return ""
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             self.error(file, node, path, f"cannot read {name}: {reason or exc} — check the "
                        "path (relative to this file) and that the runner may read it")

@@ -32,6 +32,7 @@ PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
 FLUSH_TIMEOUT = 5.0  # seconds the sender may keep sending after SIGTERM
 HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and the outbox/scheduler metrics
 STALL = 30.0  # seconds without a finished probe, all workers busy, before we call it wedged
+DELIVERY_STALL = 600.0  # seconds an event may wait for PagerDuty before we stop saying healthy
 
 
 class Runner:
@@ -56,6 +57,7 @@ class Runner:
         self.heartbeat: Heartbeat | None = None
         self._next_housekeeping = 0.0
         self._status = ""
+        self._outbox: dict = {}
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
 
@@ -105,7 +107,7 @@ class Runner:
             return
         self.metrics.set_info(__version__, len(self.checks), self.dry_run)
         host, port = self.config.metrics_listen
-        server = MetricsServer(self.metrics, host, port, self.health)
+        server = MetricsServer(self.metrics, host, port, self.service_health)
         try:
             server.start()
         except OSError as exc:
@@ -171,13 +173,26 @@ class Runner:
             return False, "every probe worker is stuck; no probe finished recently"
         return True, "ok"
 
+    def service_health(self) -> tuple[bool, str]:
+        """health() plus delivery, for the heartbeat and /healthz: a runner that cannot get
+        pages to PagerDuty must stop saying it is fine. (Not for WATCHDOG=1: a restart does
+        not fix PagerDuty.)"""
+        healthy, why = self.health()
+        if not healthy:
+            return healthy, why
+        age = self._outbox.get("oldest_pending_age") or 0.0
+        if age > DELIVERY_STALL:
+            return False, f"an event has waited {age:.0f}s for PagerDuty; see `status`"
+        return True, "ok"
+
     def _longest_timeout(self) -> float:
         return max((check.timeout for check in self.config.checks), default=0.0)
 
     def _housekeeping(self) -> None:
         """Refresh what is read from outside: systemd's STATUS= line and gauge metrics."""
         stats = self.store.outbox_stats(time.time())
-        status = self._status_line(stats["pending"])
+        self._outbox = stats
+        status = self._status_line(stats["pending"], stats["dead_letters"])
         if status != self._status:
             self._status = status
             self.notifier.status(status)
@@ -186,11 +201,12 @@ class Runner:
             for name, counts in self.scheduler.stats.items():
                 self.metrics.set_skipped(name, counts.skipped, counts.missed)
 
-    def _status_line(self, pending: int) -> str:
+    def _status_line(self, pending: int, dead_letters: int = 0) -> str:
         mode = " (dry-run)" if self.dry_run else ""
+        dead = f", {dead_letters} dead letters (see status)" if dead_letters else ""
         return (
             f"{len(self.checks)} checks, {self.triggered_count()} triggered, "
-            f"{pending} events pending{mode}"
+            f"{pending} events pending{dead}{mode}"
         )
 
     def shutdown(self) -> int:

@@ -40,6 +40,7 @@ MAX_ERROR_CHARS = 500  # of an error kept in the outbox / a dead letter's reason
 SENT = "sent"
 RETRY = "retry"
 DEAD_LETTER = "dead_letter"
+DRY_RUN = "dry_run"
 
 
 class LoggingAlert:
@@ -200,6 +201,9 @@ class Sender:
             # Accepted. Until mark_sent commits, a crash resends it (PagerDuty dedups by key);
             # the lane must not move past it before that, or a resend could overtake a resolve.
             self._persist(lane, functools.partial(self.store.mark_sent, item.id))
+            if isinstance(self.alert, LoggingAlert):
+                self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
+                return
             logger.info("sent %s %s (id %d)", event.action, event.incident_key, item.id)
             self._report(event, SENT)
             return
@@ -304,8 +308,10 @@ class Sender:
         return deadline is not None and time.monotonic() >= deadline
 
     def _describe(self, exc: BaseException, *, invalid: bool) -> str:
-        if invalid and getattr(exc, "errors", None):
-            text = "; ".join(str(error) for error in exc.errors)  # type: ignore[attr-defined]
+        if invalid:
+            # The client's message carries PagerDuty's errors and, for a key of the wrong
+            # kind, the hint that says so; the operator needs both.
+            text = str(exc) or "; ".join(str(error) for error in getattr(exc, "errors", []))
         else:
             text = f"{type(exc).__name__}: {exc}"
         key = getattr(self.alert, "service_key", None)

@@ -191,7 +191,8 @@ class Store:
         if not os.path.exists(self.path):
             raise StoreError(
                 f"no state yet at {self.path}: pd-watchdog has not run with state_dir "
-                f"{self.state_dir} (or it is the wrong state_dir)"
+                f"{self.state_dir}. If the runner is a systemd service with StateDirectory=, "
+                f"its state is in /var/lib/pd-watchdog: set state_dir to that in the config"
             )
         try:
             conn = self._connect_readonly(immutable=False)
