@@ -27,6 +27,20 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str
         time.sleep(interval)
 
 
+def pdw(
+    *args: str, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run a one-shot `pd-watchdog` command (validate, check, status) as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "watchdog", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
 class Target:
     """A loopback HTTP target whose health a test flips: up answers 200, down 503."""
 

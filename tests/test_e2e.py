@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fakepd import FakePagerDuty
-from procs import ROUTING_KEY, Target, Watchdog, wait_for
+from procs import ROUTING_KEY, Target, Watchdog, pdw, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -212,14 +212,7 @@ def test_status_reads_a_live_runner_without_blocking_it(tmp_path, pd, targets):
     with Watchdog(config, env=ENV) as proc:
         web.up = False
         pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"], timeout=10)
-        out = subprocess.run(
-            [sys.executable, "-m", "watchdog", "status", str(config), "--json"],
-            cwd=tmp_path,
-            env=proc.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        out = pdw("status", str(config), "--json", cwd=tmp_path, env=proc.env)
         assert out.returncode == 0, out.stderr
         data = json.loads(out.stdout)
         [row] = data["checks"]
@@ -227,14 +220,7 @@ def test_status_reads_a_live_runner_without_blocking_it(tmp_path, pd, targets):
         assert row["incident_key"] == key("web")
         assert row["last_result"]["ok"] is False
         assert ROUTING_KEY not in out.stdout
-        table = subprocess.run(
-            [sys.executable, "-m", "watchdog", "status", str(config)],
-            cwd=tmp_path,
-            env=proc.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        table = pdw("status", str(config), cwd=tmp_path, env=proc.env)
         assert table.returncode == 0 and "triggered" in table.stdout
         assert proc.stop() == 0
 

@@ -6,8 +6,6 @@ import json
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fakepd import FakePagerDuty
-from procs import ROUTING_KEY, Target, Watchdog, wait_for
+from procs import ROUTING_KEY, Target, Watchdog, pdw, wait_for
 from watchdog import runner as runner_module
 from watchdog.config import load
 from watchdog.model import ProbeResult
@@ -272,14 +270,7 @@ def test_secrets_stay_out_of_pages_logs_status_and_metrics(tmp_path, target):
         env = {**ENV, "MY_TOKEN": token}
         with Watchdog(config, env=env) as proc:
             pd.wait_for(lambda: pd.actions_for("pd-watchdog/svc-host/leaky") == ["trigger"])
-            status = subprocess.run(
-                [sys.executable, "-m", "watchdog", "status", str(config), "--json"],
-                cwd=tmp_path,
-                env=proc.env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            status = pdw("status", str(config), "--json", cwd=tmp_path, env=proc.env)
             assert proc.stop() == 0
         sent = json.dumps(pd.events, ensure_ascii=False)
         assert "token=…CRET" in sent and token not in sent
