@@ -83,11 +83,12 @@ def test_probe_results_are_exported_exactly(served):
 
     web = {le: s[("pd_watchdog_probe_duration_seconds_bucket", check("web", le=_le(le)))]
            for le in PROBE_BUCKETS}
-    assert web[0.01] == 0 and web[0.025] == 1 and web[0.5] == 1 and web[1] == 2 and web[30] == 2
+    assert web[0.01] == 0 and web[0.1] == 1 and web[0.5] == 1 and web[2.5] == 2 and web[10] == 2
     assert s[("pd_watchdog_probe_duration_seconds_count", check("web"))] == 2
     assert s[("pd_watchdog_probe_duration_seconds_sum", check("web"))] == pytest.approx(0.72)
     assert s[("pd_watchdog_probe_duration_seconds_bucket", check("db", le="10.0"))] == 0
-    assert s[("pd_watchdog_probe_duration_seconds_bucket", check("db", le="30.0"))] == 1
+    assert s[("pd_watchdog_probe_duration_seconds_bucket", check("db", le="+Inf"))] == 1
+    assert not [key for key in s if key[0].endswith("_created")]  # no *_created series
 
     lag = {le: s[("pd_watchdog_schedule_lag_seconds_bucket", (("le", _le(le)),))]
            for le in LAG_BUCKETS}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import prometheus_client.metrics
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -24,7 +25,13 @@ from watchdog.model import RESOLVE, TRIGGER, CheckState, ProbeResult
 
 log = logging.getLogger("watchdog.metrics")
 
-PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Per check, so every bucket is multiplied by thousands of checks in each scrape: few, wide
+# buckets (measured in bench/: a scrape at 5,000 checks took 1.2 s with 12 buckets).
+PROBE_BUCKETS = (0.01, 0.1, 0.5, 2.5, 10)
+
+# The *_created series double the size of every per-check counter and histogram and tell a
+# scraper nothing it needs; this is prometheus_client's documented switch for them.
+prometheus_client.metrics._use_created = False
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 OUTCOMES = ("sent", "retry", "dead_letter")  # watchdog.sender's SENT / RETRY / DEAD_LETTER
 
@@ -128,6 +135,7 @@ class Metrics:
         r.register(self._scheduler)
         self._lock = threading.Lock()
         self._max_lag = 0.0
+        self._children: dict[str, tuple[Any, ...]] = {}
         for action in (TRIGGER, RESOLVE):
             for outcome in OUTCOMES:
                 self._events.labels(action, outcome)  # present at 0, so rate() works at once
@@ -135,18 +143,30 @@ class Metrics:
     def observe_result(
         self, check_name: str, result: ProbeResult, state: CheckState, *, lag: float
     ) -> None:
-        """Record one probe result and the state it left the check in."""
-        self._check_up.labels(check_name).set(1 if result.ok else 0)
-        self._failures.labels(check_name).set(state.failures)
-        self._triggered.labels(check_name).set(1 if state.triggered else 0)
-        self._runs.labels(check_name).inc()
-        self._duration.labels(check_name).observe(max(0.0, result.latency))
+        """Record one probe result and the state it left the check in (a hot path: the
+        check's labelled children are looked up once and kept)."""
+        children = self._children.get(check_name)
+        if children is None:
+            children = self._children[check_name] = (
+                self._check_up.labels(check_name),
+                self._failures.labels(check_name),
+                self._triggered.labels(check_name),
+                self._runs.labels(check_name),
+                self._duration.labels(check_name),
+            )
+        up, failures, triggered, runs, duration = children
+        up.set(1 if result.ok else 0)
+        failures.set(state.failures)
+        triggered.set(1 if state.triggered else 0)
+        runs.inc()
+        duration.observe(max(0.0, result.latency))
         lag = max(0.0, lag)  # a clock step can make it negative; that is not "early"
         self._lag.observe(lag)
-        with self._lock:
-            if lag > self._max_lag:
-                self._max_lag = lag
-                self._lag_max.set(lag)
+        if lag > self._max_lag:
+            with self._lock:
+                if lag > self._max_lag:
+                    self._max_lag = lag
+                    self._lag_max.set(lag)
 
     def set_skipped(self, check_name: str, skipped: int, missed: int) -> None:
         """Copy the scheduler's totals for a check (CheckStats.skipped / .missed)."""
@@ -164,6 +184,7 @@ class Metrics:
 
     def forget(self, check_name: str) -> None:
         """Drop a removed check's series, so dashboards don't show it frozen forever."""
+        self._children.pop(check_name, None)
         for metric in (self._check_up, self._failures, self._triggered, self._runs,
                        self._duration):
             with contextlib.suppress(KeyError):

@@ -93,7 +93,12 @@ class CheckState:
     severity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "failures": self.failures,
+            "passes": self.passes,
+            "triggered": self.triggered,
+            "severity": self.severity,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckState:

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from watchdog.model import RESOLVE, TRIGGER, CheckState, Event, ProbeResult
@@ -364,7 +364,20 @@ class Store:
             "fingerprint": fingerprint,
             "incident_key": incident_key,
             "state": json.dumps(state.to_dict()),
-            "last_result": json.dumps(asdict(result), default=str) if result is not None else None,
+            # Built by hand, not dataclasses.asdict: that deep-copies the details on the hot
+            # path (one record per probe result).
+            "last_result": json.dumps(
+                {
+                    "ok": result.ok,
+                    "summary": result.summary,
+                    "severity": result.severity,
+                    "details": result.details,
+                    "latency": result.latency,
+                },
+                default=str,
+            )
+            if result is not None
+            else None,
             "last_at": at if result is not None else None,
             "triggered_since": at if state.triggered else None,
         }
