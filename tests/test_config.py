@@ -1157,3 +1157,13 @@ def test_commands_that_never_send_do_not_need_the_services_secrets(cfg):
     cfg("f.yaml", "pagerduty: {routing_key_file: /nonexistent/key}\n")
     assert "cannot read /nonexistent/key" in one_error("f.yaml")
     assert load("f.yaml", environ={}, need_key=False).dry_run
+
+
+def test_a_timeout_not_shorter_than_the_interval_warns_once(cfg):
+    cfg("w.yaml", "defaults: {interval: 5s, timeout: 10s}\n"
+        "checks:\n" + "".join(f"  - {{name: c{i}, fake: x}}\n" for i in range(5))
+        + "  - {name: fine, fake: x, timeout: 1s}\n")
+    warnings = [w for w in load("w.yaml", environ={}).warnings if "timeout" in w]
+    assert warnings == ["c0, c1, c2 and 2 more: timeout is not shorter than interval, so a "
+                        "probe that hangs to its timeout skips its next run (counted as "
+                        "skipped) — make timeout shorter"]

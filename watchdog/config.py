@@ -300,6 +300,7 @@ class _Loader:
         self.checks: list[Check] = []
         self.names: dict[str, str] = {}
         self.incident_keys: dict[str, str] = {}
+        self.slow_timeouts: list[str] = []
         self.kinds: Mapping[str, Any] = {}
         self.key_owner: dict[str, str] = {}
         self.check_keys: tuple[str, ...] = CHECK_KEYS
@@ -370,6 +371,13 @@ class _Loader:
         if self.errors:
             self.errors.sort()
             raise ConfigError([text for *_, text in self.errors])
+        if self.slow_timeouts:  # one warning, not one per check: defaults often cause it
+            names = ", ".join(self.slow_timeouts[:3])
+            more = f" and {len(self.slow_timeouts) - 3} more" if len(self.slow_timeouts) > 3 else ""
+            self.warnings.append(
+                f"{names}{more}: timeout is not shorter than interval, so a probe that hangs to "
+                "its timeout skips its next run (counted as skipped) — make timeout shorter"
+            )
         return Config(
             path=self.main_path,
             files=tuple(self.files),
@@ -1144,6 +1152,8 @@ class _Loader:
                 self.warn(file, pairs["incident_key"][0], path + ("incident_key",),
                           f"check {other!r} uses the same incident key — one check passing "
                           "resolves the other's incident")
+        if settings["timeout"] >= settings["interval"]:
+            self.slow_timeouts.append(name)
         self.checks.append(Check(
             name=name,
             kind=kind,
