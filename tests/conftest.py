@@ -1,0 +1,44 @@
+"""Suite-wide guard: a test may talk to loopback only, never to PagerDuty or anything else.
+
+The client's unit tests spell PagerDuty's real URLs (as the seed document does) and rely on
+`responses` to intercept them; this guard makes "nothing leaves the machine" a property of
+the suite rather than of each mock: any in-process connect to a non-loopback address fails.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback(address: object) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths and abstract sockets are local by nature
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # a name that was not resolved first: refuse rather than guess
+
+
+def _guarded(real):
+    def connect(self: socket.socket, address: object):
+        if not _loopback(address):
+            raise AssertionError(f"test tried to connect to {address!r}: loopback only")
+        return real(self, address)
+
+    return connect
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
+
