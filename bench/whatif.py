@@ -5,12 +5,14 @@ anyone changes the runner: an experiment, not a way to run pd-watchdog.
     .venv/bin/python bench/run.py --whatif headers,record,metrics,dispatch ...
 
 Each patch keeps behaviour and only removes work (see PATCHES); WHATIF picks which apply.
+The `record`, `metrics` and `switch` patches measured in RESULTS.md are in the runner since
+600a80d (Store.record without asdict, cached label children, a 0.5 ms switch interval), so
+they are no longer here; what remains are the proposals not taken (yet).
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import sys
 
@@ -41,68 +43,6 @@ def _standard_parse(lines, _class):
 
 def patch_headers() -> None:
     http.client.parse_headers = _fast_parse_headers
-
-
-def patch_record() -> None:
-    """Store.record: plain dicts instead of dataclasses.asdict (a recursive deepcopy)."""
-    from watchdog import store
-
-    def record(self, name, fingerprint, incident_key, state, result, at, events):
-        row = {
-            "name": name,
-            "fingerprint": fingerprint,
-            "incident_key": incident_key,
-            "state": json.dumps({"failures": state.failures, "passes": state.passes,
-                                 "triggered": state.triggered, "severity": state.severity}),
-            "last_result": json.dumps(
-                {"ok": result.ok, "summary": result.summary, "severity": result.severity,
-                 "details": result.details, "latency": result.latency}, default=str)
-            if result is not None else None,
-            "last_at": at if result is not None else None,
-            "triggered_since": at if state.triggered else None,
-        }
-        with self._transaction("record check " + repr(name)) as db:
-            db.execute(store._UPSERT_CHECK, row)
-            return self._append(db, events)
-
-    store.Store.record = record
-
-
-def patch_metrics() -> None:
-    """Metrics.observe_result: each check's label children looked up once, then cached."""
-    from watchdog import metrics
-
-    original_forget = metrics.Metrics.forget
-
-    def observe_result(self, check_name, result, state, *, lag):
-        cache = self.__dict__.setdefault("_children", {})
-        children = cache.get(check_name)
-        if children is None:
-            children = cache[check_name] = (
-                self._check_up.labels(check_name), self._failures.labels(check_name),
-                self._triggered.labels(check_name), self._runs.labels(check_name),
-                self._duration.labels(check_name),
-            )
-        up, failures, triggered, runs, duration = children
-        up.set(1 if result.ok else 0)
-        failures.set(state.failures)
-        triggered.set(1 if state.triggered else 0)
-        runs.inc()
-        duration.observe(max(0.0, result.latency))
-        lag = max(0.0, lag)
-        self._lag.observe(lag)
-        if lag > self._max_lag:
-            with self._lock:
-                if lag > self._max_lag:
-                    self._max_lag = lag
-                    self._lag_max.set(lag)
-
-    def forget(self, check_name):
-        self.__dict__.setdefault("_children", {}).pop(check_name, None)
-        original_forget(self, check_name)
-
-    metrics.Metrics.observe_result = observe_result
-    metrics.Metrics.forget = forget
 
 
 def patch_dispatch() -> None:
@@ -142,13 +82,6 @@ def patch_dispatch() -> None:
     scheduler._HeapScheduler.run_pending = run_pending
 
 
-def patch_switch() -> None:
-    """sys.setswitchinterval(0.5 ms): a thread that only needs the GIL briefly (the scheduler,
-    a probe between two system calls) waits 0.5 ms, not 5 ms, behind a CPU-bound one (a
-    /metrics scrape rendering 100,000 samples)."""
-    sys.setswitchinterval(0.0005)
-
-
 def patch_lean_metrics() -> None:
     """Per-check probe duration as count and sum (one bucket) instead of 12 buckets, and no
     *_created series: ~10 samples per check instead of ~23, so a scrape costs half."""
@@ -162,11 +95,8 @@ def patch_lean_metrics() -> None:
 
 
 PATCHES = {
-    "switch": patch_switch,
     "leanmetrics": patch_lean_metrics,
     "headers": patch_headers,
-    "record": patch_record,
-    "metrics": patch_metrics,
     "dispatch": patch_dispatch,
 }
 
