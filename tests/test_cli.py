@@ -149,3 +149,22 @@ def test_status_after_the_runner_stopped(tmp_path, target):
     data = json.loads(result.stdout)
     assert data["checks"][0]["state"] == "ok" and data["checks"][0]["last_result"]["ok"]
     assert data["outbox"]["pending"] == 0
+
+
+def test_run_raises_the_open_files_soft_limit_for_many_concurrent_probes():
+    import resource
+
+    from watchdog import cli as cli_module
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+        cli_module._raise_open_files_limit()
+        raised, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        expected = cli_module.OPEN_FILES_WANTED
+        if hard != resource.RLIM_INFINITY:
+            expected = min(hard, expected)
+        assert raised == expected
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -116,3 +116,73 @@ def test_a_refused_key_fixed_by_a_reload_pages_the_open_incident(tmp_path):
 def test_wait_for_helper_reports_what_it_waited_for():
     with pytest.raises(AssertionError, match="the impossible"):
         wait_for(lambda: False, timeout=0.05, what="the impossible")
+
+
+OK = ProbeResult(ok=True, summary="fine")
+
+
+def _two_checks(tmp_path: Path) -> Path:
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        "state_dir: ./state\ndefaults: {interval: 1h, fail_after: 2, recover_after: 1}\n"
+        "checks:\n  - name: web\n    command: 'true'\n  - name: db\n    command: 'true'\n"
+    )
+    return config
+
+
+def test_a_repeated_state_is_saved_in_a_batch_and_a_change_at_once(tmp_path):
+    runner = Runner(load(str(_two_checks(tmp_path))))
+    runner.start()
+    try:
+        web = runner.checks["web"]
+        now = time.time()
+        runner._on_result(web, OK, now - 2, now - 2)  # first pass: passes 0 -> 1, a change
+        runner._on_result(web, OK, now, now)  # the same state again: only last_result is new
+        assert runner.store.load_checks()["web"].last_at == now - 2
+        runner._on_result(web, FAIL, now, now + 1)  # ok -> failing 1/2: a change of state
+        stored = runner.store.load_checks()["web"]
+        assert stored.state.failures == 1 and stored.last_result["summary"] == "down"
+        runner._on_result(web, OK, now, now + 2)  # failing -> ok: a change again
+        runner._on_result(web, OK, now, now + 3)  # the same state: batched
+        assert runner.store.load_checks()["web"].last_at == now + 2
+        runner._housekeeping()
+        stored = runner.store.load_checks()["web"]
+        assert stored.last_at == now + 3 and stored.last_result["summary"] == "fine"
+    finally:
+        runner.stop_requested.set()
+        runner.shutdown()
+
+
+def test_batched_results_are_saved_at_shutdown_and_never_overwrite_a_later_change(tmp_path):
+    config = _two_checks(tmp_path)
+    runner = Runner(load(str(config)))
+    runner.start()
+    web, db = runner.checks["web"], runner.checks["db"]
+    now = time.time()
+    runner._on_result(db, OK, now, now)  # batched
+    runner._on_result(web, OK, now, now)  # batched ...
+    runner._on_result(web, FAIL, now, now + 1)  # ... then superseded by a change, at once
+    runner.stop_requested.set()
+    runner.shutdown()
+    runner = Runner(load(str(config)))
+    try:
+        stored = runner.store.load_checks()
+        assert stored["db"].last_at == now  # the batch was written at shutdown
+        assert stored["web"].last_at == now + 1 and stored["web"].state.failures == 1
+    finally:
+        runner.store.close()
+
+
+def test_a_reload_saves_the_batch_before_rewriting_rows(tmp_path):
+    config = _two_checks(tmp_path)
+    runner = Runner(load(str(config)))
+    runner.start()
+    try:
+        now = time.time()
+        runner._on_result(runner.checks["db"], OK, now, now)
+        config.write_text(config.read_text().replace("fail_after: 2", "fail_after: 3"))
+        assert runner.reload()
+        assert runner.store.load_checks()["db"].last_at == now
+    finally:
+        runner.stop_requested.set()
+        runner.shutdown()

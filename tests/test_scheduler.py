@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import threading
 import time
@@ -43,24 +44,39 @@ def make(name, probe, interval=0.1, fingerprint="f"):
 
 
 class Driver:
-    """Runs the scheduler's tick loop in a thread, as the runner's main loop does."""
+    """Starts the scheduler's loop thread, as the runner does; the test shuts it down."""
 
     def __init__(self, scheduler: Scheduler):
         self.scheduler = scheduler
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self.stop.is_set():
-            self.stop.wait(min(self.scheduler.tick(), 0.02))
 
     def __enter__(self):
-        self.thread.start()
+        self.scheduler.start()
         return self
 
     def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(5)
+        self.scheduler.shutdown(5)
+
+
+class AsyncProbe:
+    """A probe whose run is a coroutine: it runs on the scheduler's event loop."""
+
+    def __init__(self, hang: bool = False):
+        self.hang = hang
+        self.calls = 0
+        self.threads: set[str] = set()
+        self.cancelled = 0
+
+    async def run(self, timeout: float) -> ProbeResult:
+        self.calls += 1
+        self.threads.add(threading.current_thread().name)
+        try:
+            if self.hang:
+                await asyncio.sleep(3600)
+            await asyncio.sleep(0)
+            return ProbeResult(ok=True, summary="ok")
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
 
 
 def wait_until(predicate, timeout=5.0):
@@ -150,15 +166,77 @@ def test_a_raising_probe_becomes_a_failure_result():
 
 def test_shutdown_waits_for_running_probes_up_to_a_deadline():
     release = threading.Event()
-    sched = Scheduler(lambda *a: None, workers=1)
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(c.name), workers=1)
     sched.set_checks(
         [make("hung", FakeProbe(block=release)), make("queued", FakeProbe())], spread=False
     )
-    sched.tick()
+    sched.start()
     wait_until(lambda: sched.running() >= 1)
+    started = time.monotonic()
     assert sched.shutdown(0.2) is False
+    assert time.monotonic() - started < 2
+    assert sched.running() == 0 and "hung" not in seen  # dropped, as shutdown says
     release.set()
-    assert sched.shutdown(2) is True
+
+
+def test_shutdown_lets_a_probe_that_finishes_in_time_deliver_its_result():
+    release = threading.Event()
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(c.name), workers=1)
+    sched.set_checks([make("slow", FakeProbe(block=release))], spread=False)
+    sched.start()
+    wait_until(lambda: sched.running() == 1)
+    threading.Timer(0.1, release.set).start()
+    assert sched.shutdown(5) is True
+    assert seen == ["slow"]
+
+
+def test_coroutine_probes_run_on_the_loop_thread_with_their_results():
+    probe = AsyncProbe()
+    threads = set()
+    sched = Scheduler(
+        lambda c, r, p, s: threads.add(threading.current_thread().name), workers=1
+    )
+    sched.set_checks([make("a", probe)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: probe.calls >= 3 and threads)
+    assert probe.threads == {"scheduler"} and threads == {"scheduler"}
+    assert sched.busy_workers == 0
+
+
+def test_a_hung_coroutine_probe_is_skipped_not_stacked_and_cancelled_at_shutdown():
+    hung, quick = AsyncProbe(hang=True), AsyncProbe()
+    sched = Scheduler(lambda *a: None, workers=1)
+    sched.set_checks([make("hung", hung), make("quick", quick)], spread=False)
+    sched.start()
+    wait_until(lambda: quick.calls >= 10 and sched.stats["hung"].skipped >= 5)
+    assert hung.calls == 1
+    assert sched.shutdown(0.1) is False
+    assert hung.cancelled == 1 and sched.running() == 0
+
+
+def test_blocking_probes_count_as_busy_workers_until_they_return():
+    release = threading.Event()
+    sched = Scheduler(lambda *a: None, workers=2)
+    sched.set_checks(
+        [make("x", FakeProbe(block=release)), make("y", FakeProbe(block=release))],
+        spread=False,
+    )
+    with Driver(sched):
+        wait_until(lambda: sched.busy_workers == 2)
+        before = sched.last_finished
+        release.set()
+        wait_until(lambda: sched.busy_workers == 0 and sched.last_finished > before)
+
+
+def test_set_checks_from_another_thread_is_applied_by_the_loop():
+    probe = FakeProbe()
+    sched = Scheduler(lambda *a: None, workers=1)
+    with Driver(sched):
+        sched.set_checks([make("late", probe)], spread=False)
+        assert set(sched._jobs) == {"late"}
+        wait_until(lambda: probe.calls >= 1)
 
 
 class _Shifted(datetime.datetime):

@@ -143,6 +143,7 @@ def pings_during(notify: NotifySocket, seconds: float) -> int:
 
 
 def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, monkeypatch, target):
+    monkeypatch.setattr(runner_module, "LOOP_STALL", 1.0)
     runner = _runner(tmp_path, notify, monkeypatch, target.url)
     hang = threading.Event()
     released = threading.Event()
@@ -157,7 +158,8 @@ def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, mo
     with LoopThread(runner):
         wait_for(lambda: notify.count("WATCHDOG=1") >= 3, what="pings while healthy")
         hang.set()
-        time.sleep(0.3)  # let the loop reach the hanging tick
+        wait_for(lambda: not runner.health()[0], what="the hung scheduler loop to be noticed")
+        assert runner.health()[1].startswith("scheduler loop has not run for")
         assert pings_during(notify, 1.0) == 0
         released.set()
         hang.clear()

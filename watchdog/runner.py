@@ -24,14 +24,15 @@ from watchdog.notify import Notifier
 from watchdog.scheduler import Scheduler
 from watchdog.sender import LoggingAlert, Sender
 from watchdog.state import Known, describe, next_interval, reconcile, retrigger, step
-from watchdog.store import Store
+from watchdog.store import Store, StoreError
 
 log = logging.getLogger("watchdog.runner")
 
 PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
 FLUSH_TIMEOUT = 5.0  # seconds the sender may keep sending after SIGTERM
-HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and the outbox/scheduler metrics
+HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and metrics, and result flushes
 STALL = 30.0  # seconds without a finished probe, all workers busy, before we call it wedged
+LOOP_STALL = 10.0  # seconds without a scheduler tick (it ticks at least every 0.5 s): wedged
 DELIVERY_STALL = 600.0  # seconds an event may wait for PagerDuty before we stop saying healthy
 
 
@@ -58,6 +59,10 @@ class Runner:
         self._next_housekeeping = 0.0
         self._status = ""
         self._outbox: dict = {}
+        # Results that changed no state, waiting for the next flush (name -> row); a state
+        # change and its events are never here: they are written at once.
+        self._unsaved: dict[str, tuple] = {}
+        self._skipped_shown: dict[str, tuple[int, int]] = {}
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
 
@@ -143,31 +148,32 @@ class Runner:
         signal.signal(signal.SIGHUP, reload)
 
     def loop(self) -> None:
-        """The scheduling thread: start due probes, handle reloads, until asked to stop.
+        """Start the scheduler, then handle reloads and housekeeping until asked to stop.
 
-        The systemd watchdog is pinged from here, so a wedged loop stops the pings.
+        The systemd watchdog is pinged from here, only while health() (which watches the
+        scheduler's loop and workers) says all is well.
         """
+        self.scheduler.start()
         while not self.stop_requested.is_set():
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
-            idle = self.scheduler.tick()
             now = time.monotonic()
             if now >= self._next_housekeeping:
                 self._next_housekeeping = now + HOUSEKEEPING
                 self._housekeeping()
             self.notifier.maybe_ping(self.health()[0])
-            self._wake.wait(min(idle, 0.5))
+            self._wake.wait(min(max(0.0, self._next_housekeeping - time.monotonic()), 0.5))
             self._wake.clear()
 
     def health(self) -> tuple[bool, str]:
         """Healthy while the loop ticks and probes still finish (for WATCHDOG=1, heartbeat,
         /healthz): a stuck loop or a pool whose every worker hangs is not healthy."""
         now = time.monotonic()
-        if now - self.scheduler.last_tick > max(STALL, 10 * HOUSEKEEPING):
+        if now - self.scheduler.last_tick > LOOP_STALL:
             return False, f"scheduler loop has not run for {now - self.scheduler.last_tick:.0f}s"
         if (
-            self.scheduler.running() >= self.config.workers
+            self.scheduler.busy_workers >= self.config.workers
             and now - self.scheduler.last_finished > STALL + self._longest_timeout()
         ):
             return False, "every probe worker is stuck; no probe finished recently"
@@ -189,7 +195,10 @@ class Runner:
         return max((check.timeout for check in self.config.checks), default=0.0)
 
     def _housekeeping(self) -> None:
-        """Refresh what is read from outside: systemd's STATUS= line and gauge metrics."""
+        """Save batched results; refresh what is read from outside: STATUS= and metrics."""
+        with self._lock:
+            if not self._closing:
+                self._save_unsaved()
         stats = self.store.outbox_stats(time.time())
         self._outbox = stats
         status = self._status_line(stats["pending"], stats["dead_letters"])
@@ -198,8 +207,11 @@ class Runner:
             self.notifier.status(status)
         if self.metrics is not None:
             self.metrics.set_outbox(stats)
-            for name, counts in self.scheduler.stats.items():
-                self.metrics.set_skipped(name, counts.skipped, counts.missed)
+            for name, counts in list(self.scheduler.stats.items()):
+                shown = (counts.skipped, counts.missed)
+                if self._skipped_shown.get(name) != shown:
+                    self._skipped_shown[name] = shown
+                    self.metrics.set_skipped(name, *shown)
 
     def _status_line(self, pending: int, dead_letters: int = 0) -> str:
         mode = " (dry-run)" if self.dry_run else ""
@@ -224,6 +236,7 @@ class Runner:
             )
         with self._lock:
             self._closing = True
+            self._save_unsaved()
         pending = self.sender.stop(FLUSH_TIMEOUT)
         if pending:
             log.warning("stopped with %d events pending; they are sent at the next start", pending)
@@ -295,6 +308,7 @@ class Runner:
         queued = False
         now = time.time()
         with self._lock:
+            self._save_unsaved()  # before rows are rewritten: a later flush must not undo them
             if known is None:
                 known = {
                     name: Known(self.checks[name].fingerprint, self.checks[name].incident_key, st)
@@ -303,6 +317,7 @@ class Runner:
             plan = reconcile(known, config.checks, config.pagerduty.source)
             for name, events in plan.forget.items():
                 self.store.forget(name, events)
+                self._skipped_shown.pop(name, None)
                 self.checks.pop(name, None)
                 self.policies.pop(name, None)
                 self.states.pop(name, None)
@@ -397,9 +412,18 @@ class Runner:
             before = self.states[check.name]
             policy = self.policies[check.name]
             after, events = step(before, result, policy)
-            self.store.record(
-                check.name, check.fingerprint, check.incident_key, after, result, started, events
-            )
+            if events or after != before:
+                # A change of state is written at once, with its events, before any is sent.
+                self._unsaved.pop(check.name, None)
+                self.store.record(
+                    check.name, check.fingerprint, check.incident_key, after, result, started,
+                    events,
+                )
+            else:
+                # The same state again: only last_result is new; saved within HOUSEKEEPING.
+                self._unsaved[check.name] = (
+                    check.name, check.fingerprint, check.incident_key, after, result, started
+                )
             self.states[check.name] = after
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned)
@@ -420,6 +444,18 @@ class Runner:
             )
         if not result.ok and next_interval(after, check) < check.interval:
             self.scheduler.check_sooner(check.name, next_interval(after, check))
+
+    def _save_unsaved(self) -> None:
+        """Write the batched results (call with self._lock held)."""
+        if not self._unsaved:
+            return
+        try:
+            self.store.record_results(list(self._unsaved.values()))
+        except StoreError as exc:  # only last_result is at stake: keep it, try again later
+            log.error("could not save the latest results (kept, retried in %.0fs): %s",
+                      HOUSEKEEPING, exc)
+            return
+        self._unsaved.clear()
 
     def _on_sent(self, event: Event, outcome: str) -> None:
         if self.metrics is not None:

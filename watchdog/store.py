@@ -359,31 +359,21 @@ class Store:
         events: Sequence[Event],
     ) -> list[int]:
         """Save a check's new state and queue its events, atomically; returns the outbox ids."""
-        row = {
-            "name": name,
-            "fingerprint": fingerprint,
-            "incident_key": incident_key,
-            "state": json.dumps(state.to_dict()),
-            # Built by hand, not dataclasses.asdict: that deep-copies the details on the hot
-            # path (one record per probe result).
-            "last_result": json.dumps(
-                {
-                    "ok": result.ok,
-                    "summary": result.summary,
-                    "severity": result.severity,
-                    "details": result.details,
-                    "latency": result.latency,
-                },
-                default=str,
-            )
-            if result is not None
-            else None,
-            "last_at": at if result is not None else None,
-            "triggered_since": at if state.triggered else None,
-        }
+        row = _check_row(name, fingerprint, incident_key, state, result, at)
         with self._transaction("record check " + repr(name)) as db:
             db.execute(_UPSERT_CHECK, row)
             return self._append(db, events)
+
+    def record_results(
+        self, rows: Sequence[tuple[str, str, str, CheckState, ProbeResult, float]]
+    ) -> None:
+        """Save many checks' latest results in one transaction: (name, fingerprint,
+        incident_key, state, result, at) each. For results that changed no state, which the
+        runner batches (one transaction a second instead of one per probe)."""
+        if not rows:
+            return
+        with self._transaction(f"record {len(rows)} results") as db:
+            db.executemany(_UPSERT_CHECK, [_check_row(*row) for row in rows])
 
     def forget(self, name: str, events: Sequence[Event]) -> list[int]:
         """Drop a removed check and queue its last events (its resolve), atomically."""
@@ -660,6 +650,38 @@ class Store:
         else:
             hint = "check the disk and the file's permissions"
         return StoreError(f"could not {what} in state file {self.path} ({message}); {hint}")
+
+
+def _check_row(
+    name: str,
+    fingerprint: str,
+    incident_key: str,
+    state: CheckState,
+    result: ProbeResult | None,
+    at: float,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "fingerprint": fingerprint,
+        "incident_key": incident_key,
+        "state": json.dumps(state.to_dict()),
+        # Built by hand, not dataclasses.asdict: that deep-copies the details on the hot
+        # path (one row per probe result).
+        "last_result": json.dumps(
+            {
+                "ok": result.ok,
+                "summary": result.summary,
+                "severity": result.severity,
+                "details": result.details,
+                "latency": result.latency,
+            },
+            default=str,
+        )
+        if result is not None
+        else None,
+        "last_at": at if result is not None else None,
+        "triggered_since": at if state.triggered else None,
+    }
 
 
 def _read_pid(fd: int) -> int | None:
