@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import math
+import re
 import socket
+import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from watchdog.metrics import LAG_BUCKETS, PROBE_BUCKETS, Metrics, MetricsServer
+from watchdog.metrics import (
+    LAG_BUCKETS,
+    PROBE_BUCKETS,
+    Metrics,
+    MetricsServer,
+    escape_label_value,
+)
 from watchdog.model import CheckState, ProbeResult
 
 pytestmark = pytest.mark.timeout(20)
@@ -201,15 +221,17 @@ def test_other_paths_404_and_head_and_query_strings(served):
     assert get(server, "/metrics", method="POST")[0] == 501
 
 
-def test_openmetrics_when_asked(served):
+def test_always_text_0_0_4_whatever_is_asked(served):
     metrics, server, _ = served
     metrics.set_info("1", 1, False)
-    status, body, headers = get(
-        server, "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
-    )
-    assert status == 200
-    assert headers["Content-Type"].startswith("application/openmetrics-text")
-    assert body.rstrip().endswith("# EOF")
+    prometheus = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                  "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+    for accept in ("", prometheus, "text/plain;version=1.0.0"):
+        status, body, headers = get(server, "/metrics", headers={"Accept": accept})
+        assert status == 200
+        assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "# EOF" not in body
+        assert list(text_string_to_metric_families(body))
 
 
 def test_client_errors_do_not_kill_the_server(served):
@@ -284,3 +306,328 @@ def test_port_in_use_raises_on_start(served):
     other = MetricsServer(Metrics(), host, port, lambda: (True, "ok"))
     with pytest.raises(OSError):
         other.start()
+
+
+# --- the hand-written per-check block, against prometheus_client's own rendering ----------
+
+
+class Reference:
+    """What Metrics exposed when prometheus_client rendered every series: the same families,
+    HELP texts and buckets, fed through Gauge/Counter/Histogram, as the expected values."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.up = Gauge("pd_watchdog_check_up",
+                        "1 if the check's last run passed, 0 if it failed.", ["check"], registry=r)
+        self.failures = Gauge("pd_watchdog_check_consecutive_failures",
+                              "Failures in a row of the check (0 while it passes).", ["check"],
+                              registry=r)
+        self.triggered = Gauge("pd_watchdog_check_triggered",
+                               "1 while the check has an open incident on PagerDuty.", ["check"],
+                               registry=r)
+        self.runs = Counter("pd_watchdog_check_runs",
+                            "Probe runs of the check that produced a result.", ["check"],
+                            registry=r)
+        self.duration = Histogram("pd_watchdog_probe_duration_seconds",
+                                  "How long the check's probe took.", ["check"],
+                                  buckets=PROBE_BUCKETS, registry=r)
+        self.lag = Histogram("pd_watchdog_schedule_lag_seconds",
+                             "Actual start of a probe minus its planned start (all checks).",
+                             buckets=LAG_BUCKETS, registry=r)
+        self.lag_max = Gauge("pd_watchdog_schedule_lag_max_seconds",
+                             "Largest schedule lag seen since the process started.", registry=r)
+        self.events = Counter("pd_watchdog_events",
+                              "Attempts to deliver events to PagerDuty, by outcome.",
+                              ["action", "outcome"], registry=r)
+        self.pending = Gauge("pd_watchdog_outbox_pending",
+                             "Events stored but not yet accepted by PagerDuty.", registry=r)
+        self.oldest = Gauge("pd_watchdog_outbox_oldest_pending_age_seconds",
+                            "Age of the oldest event still waiting to be sent (0 when none is).",
+                            registry=r)
+        self.dead = Gauge("pd_watchdog_outbox_dead_letters",
+                          "Events PagerDuty refused for good (see `pd-watchdog status`).",
+                          registry=r)
+        self.info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
+        self.checks = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
+        self.scheduler: dict[str, tuple[int, int]] = {}
+        r.register(self)  # collect() below: skipped/missed, as _SchedulerCounters did
+        self.max = 0.0
+        for action in ("trigger", "resolve"):
+            for outcome in ("sent", "retry", "dead_letter"):
+                self.events.labels(action, outcome)
+
+    def collect(self):
+        skipped = CounterMetricFamily(
+            "pd_watchdog_check_skipped",
+            "Runs skipped because the previous run of the check was still going.",
+            labels=["check"])
+        missed = CounterMetricFamily(
+            "pd_watchdog_check_missed",
+            "Planned runs that were already past when the scheduler got to them.",
+            labels=["check"])
+        for name, (s, m) in sorted(self.scheduler.items()):
+            skipped.add_metric([name], s)
+            missed.add_metric([name], m)
+        yield skipped
+        yield missed
+
+    def observe_result(self, name, result, state, *, lag):
+        self.up.labels(name).set(1 if result.ok else 0)
+        self.failures.labels(name).set(state.failures)
+        self.triggered.labels(name).set(1 if state.triggered else 0)
+        self.runs.labels(name).inc()
+        self.duration.labels(name).observe(max(0.0, result.latency))
+        lag = max(0.0, lag)
+        self.lag.observe(lag)
+        if lag > self.max:
+            self.max = lag
+            self.lag_max.set(lag)
+
+    def set_skipped(self, name, skipped, missed):
+        self.scheduler[name] = (skipped, missed)
+
+    def forget(self, name):
+        for metric in (self.up, self.failures, self.triggered, self.runs, self.duration):
+            with contextlib.suppress(KeyError):
+                metric.remove(name)
+        self.scheduler.pop(name, None)
+
+    def event_outcome(self, action, outcome):
+        self.events.labels(action, outcome).inc()
+
+    def set_outbox(self, stats):
+        self.pending.set(stats.get("pending") or 0)
+        self.oldest.set(stats.get("oldest_pending_age") or 0.0)
+        self.dead.set(stats.get("dead_letters") or 0)
+
+    def set_info(self, version, checks, dry_run):
+        self.info.info({"version": version, "dry_run": "true" if dry_run else "false"})
+        self.checks.set(checks)
+
+
+def parsed(text: str) -> dict[str, tuple[str, str, list[tuple[str, tuple, float]]]]:
+    """{family: (type, help, sorted samples)}: what a scraper sees, order aside."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        assert family.name not in out, f"{family.name} split in two"
+        samples = sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                         for s in family.samples)
+        out[family.name] = (family.type, family.documentation, samples)
+    return out
+
+
+ODD = ['quo"te', "back\\slash", "back\\nslash-n", "new\nline", "br{0}ces}", "ünïcode ✓", "plain"]
+
+
+def feed(*sinks) -> None:
+    latencies = [0.0, 0.003, 0.01, 0.010001, 0.1, 0.5, 2.5, 10.0, 10.5, 1e7, float("inf"),
+                 float("nan"), -1.0, 1e-9]
+    for k in range(400):
+        name = ODD[k % len(ODD)]
+        result = ProbeResult(ok=k % 3 == 0, summary="x", latency=latencies[k % len(latencies)])
+        state = CheckState(failures=k % 4, triggered=k % 5 == 0)
+        lag = [0.0004, -0.5, 0.001, 0.3, 7.0, 0.0025][k % 6]
+        for sink in sinks:
+            sink.observe_result(name, result, state, lag=lag)
+            if k % 9 == 0:
+                sink.set_skipped(ODD[(k // 9) % len(ODD)], k, 2 * k + 1)
+            if k % 31 == 0:
+                sink.event_outcome("resolve", "retry")
+    for sink in sinks:
+        sink.set_skipped("only-scheduled", 4, 0)  # no result yet: skipped/missed only
+        sink.observe_result("a-million", ProbeResult(ok=False, summary="", latency=2.0),
+                            CheckState(failures=1_234_567), lag=0.0)
+        sink.forget("plain")
+        sink.forget("never-seen")
+        sink.set_outbox({"pending": 2, "oldest_pending_age": 3.25, "dead_letters": 1})
+        sink.set_info("9.9", 8, True)
+
+
+def test_empty_render_matches_prometheus_client():
+    assert parsed(Metrics().render().decode()) == parsed(generate_latest(Reference().registry)
+                                                         .decode())
+
+
+def test_render_matches_prometheus_client_sample_for_sample():
+    metrics, reference = Metrics(), Reference()
+    feed(metrics, reference)
+    ours = parsed(metrics.render().decode())
+    theirs = parsed(generate_latest(reference.registry).decode())
+    assert ours.keys() == theirs.keys()
+    for family in theirs:
+        assert ours[family] == theirs[family], family
+    checks = {dict(labels).get("check") for _, _, samples in ours.values()
+              for _, labels, _ in samples} - {None}
+    assert checks == set(ODD) - {"plain"} | {"only-scheduled", "a-million"}
+    runs = {dict(labels)["check"] for _, labels, _ in ours["pd_watchdog_check_runs"][2]}
+    assert "only-scheduled" not in runs
+
+
+def test_render_is_text_prometheus_client_would_write():
+    """Line for line, but for counts of a million and more ("1234567.0", not "1.234567e+06")."""
+    metrics, reference = Metrics(), Reference()
+    feed(metrics, reference)
+    ours = set(metrics.render().decode().splitlines())
+    theirs = set(generate_latest(reference.registry).decode().splitlines())
+    assert ours - theirs == {'pd_watchdog_check_consecutive_failures{check="a-million"} 1234567.0'}
+    assert theirs - ours == {
+        'pd_watchdog_check_consecutive_failures{check="a-million"} 1.234567e+06'}
+
+
+def test_escape_label_value():
+    assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    assert escape_label_value("back\\nslash") == "back\\\\nslash"  # not a newline on the way back
+    assert escape_label_value("ünï {0} '") == "ünï {0} '"
+    metrics = Metrics()
+    for name in ODD:
+        metrics.set_skipped(name, 1, 2)
+    found = {s.labels["check"] for f in text_string_to_metric_families(metrics.render().decode())
+             for s in f.samples if "check" in s.labels}
+    assert found == set(ODD)
+
+
+def test_a_lone_surrogate_in_a_check_name_does_not_fail_the_scrape():
+    """config.py lets YAML's "\\ud800" through; prometheus_client's encode() raised on it."""
+    metrics = Metrics()
+    metrics.observe_result("a\ud800b", ProbeResult(ok=True, summary=""), CheckState(), lag=0)
+    samples = [s for f in text_string_to_metric_families(metrics.render().decode())
+               for s in f.samples if s.name == "pd_watchdog_check_up"]
+    assert [(s.labels, s.value) for s in samples] == [({"check": "a?b"}, 1.0)]
+
+
+def histograms(text: str) -> dict[str, dict[str, Any]]:
+    """Per check: cumulative buckets in le order, count, sum, runs_total."""
+    out: dict[str, dict[str, Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            check = s.labels.get("check")
+            if check is None:
+                continue
+            h = out.setdefault(check, {"buckets": []})
+            if s.name == "pd_watchdog_probe_duration_seconds_bucket":
+                h["buckets"].append((float(s.labels["le"]), s.value))
+            elif s.name == "pd_watchdog_probe_duration_seconds_count":
+                h["count"] = s.value
+            elif s.name == "pd_watchdog_probe_duration_seconds_sum":
+                h["sum"] = s.value
+            elif s.name == "pd_watchdog_check_runs_total":
+                h["runs"] = s.value
+    return out
+
+
+def assert_consistent(h: dict[str, Any]) -> None:
+    les = [le for le, _ in h["buckets"]]
+    counts = [count for _, count in h["buckets"]]
+    assert les == sorted(les) and les[-1] == math.inf and les[:-1] == list(PROBE_BUCKETS)
+    assert counts == sorted(counts), "buckets not cumulative"
+    assert counts[-1] == h["count"] == h["runs"]
+
+
+def test_histogram_is_cumulative_and_inf_is_count():
+    metrics = Metrics()
+    for latency in (0.001, 0.01, 0.05, 0.5, 0.7, 9.0, 10.0, 11.0, 500.0):
+        metrics.observe_result("h", ProbeResult(ok=True, summary="", latency=latency),
+                               CheckState(), lag=0)
+    h = histograms(metrics.render().decode())["h"]
+    assert_consistent(h)
+    assert h["buckets"] == [(0.01, 2), (0.1, 3), (0.5, 4), (2.5, 5), (10.0, 7), (math.inf, 9)]
+    assert h["sum"] == pytest.approx(531.261)
+
+
+def test_forget_removes_every_series_of_the_check_and_a_return_starts_at_zero():
+    metrics = Metrics()
+    for name in ("keep", "gone"):
+        metrics.observe_result(name, ProbeResult(ok=True, summary="", latency=0.2),
+                               CheckState(), lag=0.01)
+        metrics.set_skipped(name, 3, 4)
+    metrics.forget("gone")
+    text = metrics.render().decode()
+    assert "gone" not in text
+    assert parsed(text)["pd_watchdog_check_skipped"][2] == [
+        ("pd_watchdog_check_skipped_total", (("check", "keep"),), 3.0)]
+    metrics.forget("keep")
+    families = parsed(metrics.render().decode())
+    assert not [f for f, (_, _, samples) in families.items()
+                if any("check" in dict(labels) for _, labels, _ in samples)]
+    assert "pd_watchdog_check_up" in families  # HELP and TYPE stay, as prometheus_client did
+    assert families["pd_watchdog_schedule_lag_seconds"][2][-2][2] == 2  # _count: not per check
+    metrics.observe_result("gone", ProbeResult(ok=False, summary="", latency=0.2),
+                           CheckState(failures=1), lag=0)
+    assert histograms(metrics.render().decode())["gone"]["runs"] == 1
+
+
+SAMPLE = re.compile(r'(\w+)(?:\{check="([^"]*)"(?:,le="([^"]*)")?\}|\{le="([^"]*)"\})? (\S+)')
+
+
+def quick_histograms(text: str) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """histograms(), and the lag histogram's _count and _sum, by a regex: the text parser
+    would take ~10 ms a render here, too slow to race anything."""
+    checks: dict[str, dict[str, Any]] = {}
+    lag = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        match = SAMPLE.fullmatch(line)
+        if match is None:  # events, info: other labels
+            assert "check=" not in line
+            continue
+        name, check, le, lag_le, value = match.groups()
+        if name.startswith("pd_watchdog_schedule_lag_seconds_") and lag_le is None:
+            lag[name.rsplit("_", 1)[1]] = float(value)
+        if check is None:
+            continue
+        h = checks.setdefault(check, {"buckets": []})
+        if name == "pd_watchdog_probe_duration_seconds_bucket":
+            h["buckets"].append((float(le), float(value)))
+        elif name == "pd_watchdog_probe_duration_seconds_count":
+            h["count"] = float(value)
+        elif name == "pd_watchdog_probe_duration_seconds_sum":
+            h["sum"] = float(value)
+        elif name == "pd_watchdog_check_runs_total":
+            h["runs"] = float(value)
+    return checks, lag
+
+
+def test_a_render_racing_observations_never_tears_a_histogram():
+    """Each check always takes the same time, so one torn copy shows as a count that is off
+    its bucket, runs_total or sum; a short switch interval makes the threads interleave."""
+    metrics = Metrics()
+    latency = {f"c{i}": [0.004, 0.05, 0.3, 1.0, 4.0, 20.0][i % 6] for i in range(12)}
+    names = list(latency)
+    stop = threading.Event()
+
+    results = [ProbeResult(ok=True, summary="", latency=latency[name]) for name in names]
+    state = CheckState(failures=2)
+
+    def observe() -> None:  # nothing but observe_result, so a switch most often lands in it
+        observe_result = metrics.observe_result
+        for n in range(200_000):  # bounded; stops when the renders are done
+            if stop.is_set():
+                return
+            for name, result in zip(names, results, strict=True):
+                observe_result(name, result, state, lag=0.002)
+            if n % 97 == 0:
+                metrics.forget(names[n % len(names)])
+
+    seen = set()
+    renders = 500
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    thread = threading.Thread(target=observe)
+    try:
+        thread.start()
+        for _ in range(renders):
+            checks, lag = quick_histograms(metrics.render().decode())
+            for name, h in checks.items():
+                assert_consistent(h)
+                assert h["sum"] == pytest.approx(h["count"] * latency[name])
+                own = next(count for le, count in h["buckets"] if le >= latency[name])
+                assert own == h["count"]
+            assert lag["sum"] == pytest.approx(lag["count"] * 0.002)
+            seen.add(lag["count"])
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        thread.join(10)
+    assert len(seen) > renders // 2  # the observations really moved under the renders
+    assert histograms(metrics.render().decode())  # and the real parser agrees it is text
