@@ -6,15 +6,17 @@ py-spy shows where the runner's threads are, but on this machine most of the run
 is spent in system calls and thread hand-offs that a sampler attributes poorly. This costs
 the steps one at a time with time.thread_time() (user + system CPU of the calling thread):
 
-  probe      HttpProbe.run against bench/targets.py (connect, send, parse, close)
+  probe      HttpProbe.run against bench/targets.py (connect, send, parse, close), one
+             after another on the event loop the runner uses (uvloop unless
+             PD_WATCHDOG_EVENT_LOOP=asyncio)
   on_result  Runner._on_result: mask secrets, state step, Store.record, metrics, log
     record   Store.record alone (JSON + one SQLite transaction)
     metrics  Metrics.observe_result alone
     mask     logs.mask / mask_data of summary and details (the routing key is a secret)
-  dispatch   Scheduler with a probe that does nothing: schedule's job bookkeeping, the
-             pool hand-off and thread wake-ups, as process CPU per run
-  asyncio    for comparison: the same GETs as asyncio Protocols on one event loop (64 at a
-             time, ~200/s), process CPU per request
+  dispatch   Scheduler with a coroutine probe that does nothing: schedule's job
+             bookkeeping, task start and loop wake-ups, as process CPU per run
+  floor      for comparison: the same GETs as a bare Protocol (no parsing, no checks) on the
+             same loop (64 at a time, ~200/s), process CPU per request
 """
 
 from __future__ import annotations
@@ -90,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="for the dispatch measurement")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from watchdog import logs
+    from watchdog import aio, logs
     from watchdog.config import load
     from watchdog.model import ProbeResult
+    from watchdog.probes.base import run_once
     from watchdog.runner import Runner
     from watchdog.scheduler import Scheduler
     from watchdog.state import step
@@ -113,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         checks = list(config.checks)
         i = iter(range(10**9))
 
-        def probe():
-            c = checks[next(i) % len(checks)]
-            return c.probe.run(5.0)
+        async def probes(calls: int) -> float:
+            start = time.thread_time()
+            for _ in range(calls):
+                await checks[next(i) % len(checks)].probe.run(5.0)
+            return (time.thread_time() - start) / calls
 
-        rows.append(("probe: HttpProbe.run (loopback, fast target)", per_call(probe, args.calls)))
-        result = probe()
+        rows.append((f"probe: HttpProbe.run (loopback, fast target, {aio.loop_name()})",
+                     aio.run(probes(args.calls))))
+        result = run_once(checks[0].probe, 5.0)
 
         runner = Runner(config)
         runner.start()  # store, sender, metrics server; the loop (scheduling) is not started
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # dispatch: the scheduler and pool around a probe that costs nothing
         class Nothing:
-            def run(self, timeout):
+            async def run(self, timeout):
                 return ProbeResult(True, "ok")
 
         done = [0]
@@ -160,17 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         quick = [dataclasses.replace(c, probe=Nothing(), interval=1.0) for c in checks]
         sched.set_checks(quick)
         t0 = time.process_time()
-        end = time.monotonic() + args.seconds
-        while time.monotonic() < end:
-            idle = sched.tick()
-            time.sleep(min(idle, 0.5))
-        used = time.process_time() - t0
+        sched.start()
+        time.sleep(args.seconds)
         sched.shutdown(5)
-        rows.append((f"dispatch: Scheduler + pool per run ({done[0]} runs, process CPU)",
+        used = time.process_time() - t0
+        rows.append((f"dispatch: Scheduler per run ({done[0]} runs, process CPU)",
                      used / max(1, done[0])))
         urls = [c.probe.url for c in checks]
-        rows.append(("asyncio: one GET as a Protocol on one loop (comparison)",
-                     asyncio.run(_asyncio_gets(urls, args.calls))))
+        rows.append(("floor: one GET as a bare Protocol on the same loop",
+                     aio.run(_asyncio_gets(urls, args.calls))))
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)

@@ -12,6 +12,11 @@ import socket
 
 import pytest
 
+try:
+    import uvloop
+except ImportError:  # the runner falls back to asyncio's loop, whose sockets are guarded
+    uvloop = None
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -37,8 +42,23 @@ def _guarded(real):
     return connect
 
 
+def _guarded_create_connection(real):
+    """uvloop connects (and resolves names) inside libuv, past socket.connect: check the
+    host it is given instead, and refuse any name but localhost before it is looked up."""
+
+    async def create_connection(self, protocol_factory, host=None, port=None, **kwargs):
+        if host is not None and not _loopback((host, port)):
+            raise AssertionError(f"test tried to connect to {(host, port)!r}: loopback only")
+        return await real(self, protocol_factory, host, port, **kwargs)
+
+    return create_connection
+
+
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
+    if uvloop is not None:
+        real = uvloop.Loop.create_connection
+        monkeypatch.setattr(uvloop.Loop, "create_connection", _guarded_create_connection(real))
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import errno
+import gc
 import json
+import os
 import re
 import socket
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,9 +28,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import watchdog
+from watchdog import aio
 from watchdog.probes import http
 from watchdog.probes._util import fmt_seconds, parse_duration
-from watchdog.probes.base import OptionError
+from watchdog.probes.base import OptionError, run_once
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -131,6 +137,23 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif path == "/echo":
             self._send(200, json.dumps(self.server.requests[-1], default=str).encode())
+        elif path == "/raw":  # exactly the bytes the test put in server.raw, piece by piece
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            hold = "hold" in query  # keep the connection open until the probe closes it
+            try:
+                for piece in self.server.raw:
+                    self.wfile.write(piece)
+                    stop.wait(0.001)  # most pieces then reach the probe in reads of their own
+                if hold:
+                    self.server.held.set()
+                    if self.rfile.read(1) == b"":
+                        self.server.released.set()
+            except (BrokenPipeError, ConnectionResetError):  # the probe closed it first
+                if hold:
+                    self.server.released.set()
+            except OSError:
+                pass
+            self.close_connection = True
         else:
             self._send(404, b"no such route")
 
@@ -148,6 +171,9 @@ class Server(ThreadingHTTPServer):
         self.tls = tls
         self.stop = threading.Event()
         self.requests: list[dict] = []
+        self.raw: list[bytes] = []  # what /raw answers
+        self.held = threading.Event()  # /raw?hold=1 has answered and keeps the connection
+        self.released = threading.Event()  # ... and the probe has closed it
         super().__init__((host, 0), Handler)
 
     def handle_error(self, request, client_address) -> None:
@@ -233,7 +259,7 @@ def probe(spec: dict, base_dir: str = "/") -> http.HttpProbe:
 
 def timed_run(p: http.HttpProbe, timeout: float):
     start = time.monotonic()
-    result = p.run(timeout)
+    result = run_once(p, timeout)
     return result, time.monotonic() - start
 
 
@@ -241,7 +267,7 @@ def timed_run(p: http.HttpProbe, timeout: float):
 
 
 def test_pass_summary_and_details(server: Server) -> None:
-    result = probe({"url": server.url("/ok")}).run(5)
+    result = run_once(probe({"url": server.url("/ok")}), 5)
     assert result.ok, result
     assert result.severity is None
     assert re.fullmatch(r"HTTP 200 in [\d.]+ ms", result.summary)
@@ -258,7 +284,7 @@ def test_request_is_what_was_configured(server: Server) -> None:
         "headers": {"X-Token": "s3cret", "X-Count": 3},
         "json": {"a": [1, 2], "b": "ü"},
     }
-    assert probe(spec).run(5).ok
+    assert run_once(probe(spec), 5).ok
     seen = server.requests[-1]
     assert seen["method"] == "PUT"
     assert seen["path"] == "/echo?x=1"
@@ -275,14 +301,14 @@ def test_request_is_what_was_configured(server: Server) -> None:
 def test_plain_body_and_own_content_type(server: Server) -> None:
     spec = {"url": server.url("/echo"), "method": "POST", "body": "a=1",
             "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
-    assert probe(spec).run(5).ok
+    assert run_once(probe(spec), 5).ok
     seen = server.requests[-1]
     assert seen["body"] == b"a=1"
     assert seen["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
 
 
 def test_head_request(server: Server) -> None:
-    assert probe({"url": server.url("/ok"), "method": "HEAD"}).run(5).ok
+    assert run_once(probe({"url": server.url("/ok"), "method": "HEAD"}), 5).ok
     assert server.requests[-1]["method"] == "HEAD"
 
 
@@ -301,7 +327,7 @@ def test_expect_status(server: Server, path, expect, ok, summary) -> None:
     spec = {"url": server.url(path)}
     if expect is not None:
         spec["expect_status"] = expect
-    result = probe(spec).run(5)
+    result = run_once(probe(spec), 5)
     assert result.ok is ok, result
     assert result.severity is None
     if summary:
@@ -311,56 +337,186 @@ def test_expect_status(server: Server, path, expect, ok, summary) -> None:
 
 
 def test_body_contains(server: Server) -> None:
-    assert probe({"url": server.url("/ok"), "body_contains": '"status":"ok"'}).run(5).ok
-    result = probe({"url": server.url("/ok"), "body_contains": '"status":"down"'}).run(5)
+    assert run_once(probe({"url": server.url("/ok"), "body_contains": '"status":"ok"'}), 5).ok
+    result = run_once(probe({"url": server.url("/ok"), "body_contains": '"status":"down"'}), 5)
     assert not result.ok
     assert result.summary == "body does not contain '\"status\":\"down\"'"
     assert result.details["body_excerpt"] == '{"status":"ok"}'
 
 
 def test_body_regex(server: Server) -> None:
-    assert probe({"url": server.url("/ok"), "body_regex": r'"status":\s*"o.'}).run(5).ok
-    result = probe({"url": server.url("/ok"), "body_regex": r"^down$"}).run(5)
+    assert run_once(probe({"url": server.url("/ok"), "body_regex": r'"status":\s*"o.'}), 5).ok
+    result = run_once(probe({"url": server.url("/ok"), "body_regex": r"^down$"}), 5)
     assert not result.ok
     assert result.summary == "body does not match /^down$/"
 
 
 def test_chunked_body(server: Server) -> None:
-    assert probe({"url": server.url("/chunked"), "body_contains": "chunked world"}).run(5).ok
+    assert run_once(probe({"url": server.url("/chunked"), "body_contains": "chunked world"}), 5).ok
 
 
 def test_large_body_is_capped(server: Server) -> None:
-    result = probe({"url": server.url("/large")}).run(5)
+    result = run_once(probe({"url": server.url("/large")}), 5)
     assert result.ok, result
     assert result.details["body_truncated"] is True
-    result = probe({"url": server.url("/large"), "body_contains": "END"}).run(5)
+    result = run_once(probe({"url": server.url("/large"), "body_contains": "END"}), 5)
     assert not result.ok
     assert result.summary == "body does not contain 'END' in the first 1 MiB"
     assert len(result.details["body_excerpt"]) == 200
 
 
 def test_short_body_fails(server: Server) -> None:
-    result = probe({"url": server.url("/short")}).run(5)
+    result = run_once(probe({"url": server.url("/short")}), 5)
     assert not result.ok
     assert result.summary.startswith("incomplete body: connection closed after 10 bytes")
 
 
 def test_not_http_and_no_response(server: Server) -> None:
-    result = probe({"url": server.url("/garbage")}).run(5)
+    result = run_once(probe({"url": server.url("/garbage")}), 5)
     assert not result.ok and result.summary.startswith("bad HTTP response: BadStatusLine")
-    result = probe({"url": server.url("/close")}).run(5)
+    result = run_once(probe({"url": server.url("/close")}), 5)
     assert not result.ok
     assert result.summary == "server closed the connection without a response"
+
+
+# --- response parsing (exact bytes from /raw) -----------------------------------------
+
+
+def raw(server: Server, *pieces: bytes, hold: bool = False) -> str:
+    """The URL of /raw answering `pieces`, each in a write of its own; with hold, the
+    server then keeps the connection open until the probe closes it."""
+    server.raw = list(pieces)
+    return server.url("/raw?hold=1" if hold else "/raw")
+
+
+def bytewise(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"6;name=value\r\nhello \r\n" b"B\r\nchunked wor\r\n" b"2\r\nld\r\n"
+           b"0\r\nX-Trailer: t\r\n\r\n")
+
+
+def test_chunked_in_small_pieces_and_kept_open(server: Server) -> None:
+    """Every byte its own write (extensions and trailers included), then the server keeps
+    the connection open: the last chunk ends the body, the probe closes the connection."""
+    url = raw(server, *bytewise(CHUNKED), hold=True)
+    result = run_once(probe({"url": url, "body_regex": "^hello chunked world$"}), 5)
+    assert result.ok, result
+    assert server.released.wait(5), "the probe left the connection open"
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_interim_responses_are_skipped(server: Server, split: bool) -> None:
+    pieces = [b"HTTP/1.1 100 Continue\r\n\r\n",
+              b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+              b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nfinal"]
+    url = raw(server, *pieces) if split else raw(server, b"".join(pieces))
+    result = run_once(probe({"url": url, "body_regex": "^final$"}), 5)
+    assert result.ok, result
+    assert result.details["status_code"] == 201
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_no_body_whatever_content_length_says(server: Server, method: str, status: int) -> None:
+    url = raw(server, b"HTTP/1.1 %d X\r\nContent-Length: 1000\r\n\r\n" % status, hold=True)
+    result = run_once(probe({"url": url, "method": method, "expect_status": status}), 5)
+    assert result.ok, result  # waiting for 1000 bytes would have timed out
+    assert server.released.wait(5)
+
+
+def test_response_head_limits(server: Server) -> None:
+    line = b"X-Big: " + b"b" * 4089 + b"\r\n"  # 4 KiB
+    head = b"HTTP/1.1 200 OK\r\n%sContent-Length: 2\r\n\r\nok"
+    assert run_once(probe({"url": raw(server, head % (line * 15))}), 5).ok  # 60 KiB
+    result = run_once(probe({"url": raw(server, head % (line * 17))}), 5)  # 68 KiB
+    assert result.summary == ("bad HTTP response: LineTooLong: got more than 65536 bytes when "
+                              "reading the response head")
+    many = [b"X-N%d: v\r\n" % i for i in range(99)]  # + Content-Length: 100 fields
+    assert run_once(probe({"url": raw(server, head % b"".join(many))}), 5).ok
+    result = run_once(probe({"url": raw(server, head % b"".join([*many, b"X-M: 1\r\n"]))}), 5)
+    assert result.summary == "bad HTTP response: HTTPException: got more than 100 headers"
+
+
+@pytest.mark.parametrize("length", [None, b"abc", b"5, 6"])
+@pytest.mark.parametrize("tls", [False, True])
+def test_body_without_usable_length_runs_to_the_close(
+    server: Server, https_server: Server, ca_file: str, length: bytes | None, tls: bool
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+    if length is not None:
+        head += b"Content-Length: " + length + b"\r\n"
+    url = raw(https_server if tls else server, head + b"\r\n", b"first part, ", b"last part")
+    spec = {"url": url, "ca_file": ca_file, "body_regex": "^first.*last part$"}
+    result = run_once(probe(spec), 5)
+    assert result.ok, result
+    assert "body_truncated" not in result.details
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 11\n\nhello world",
+        b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n6\nhello \n5\nworld\n0\n\n",
+        b"HTTP/1.0 200\r\nContent-Length:  11 \r\n\r\nhello world",  # no reason phrase
+        # obsolete line folding: the folded Transfer-Encoding still says chunked
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n"
+        b"B\r\nhello world\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n"
+        b"B\r\nhello world\r\n0\r\n\r\n",  # chunked last: Content-Length is ignored
+    ],
+    ids=["bare-LF", "bare-LF-chunked", "no-reason", "folded", "gzip-chunked"],
+)
+def test_tolerated_response_forms(server: Server, response: bytes) -> None:
+    for pieces in ([response], bytewise(response)):
+        result = run_once(probe({"url": raw(server, *pieces), "body_regex": "^hello world$"}), 5)
+        assert result.ok, (pieces, result)
+
+
+@pytest.mark.parametrize(
+    ("response", "summary"),
+    [
+        (b"HTTP/2 200 OK\r\n\r\n", "bad HTTP response: BadStatusLine: 'HTTP/2 200 OK'"),
+        (b"HTTP/1.1 2OO OK\r\n\r\n", "bad HTTP response: BadStatusLine: 'HTTP/1.1 2OO OK'"),
+        (b"HTTP/1.1 099 Low\r\n\r\n", "bad HTTP response: BadStatusLine: 'HTTP/1.1 099 Low'"),
+        (b"\x15\x03\x03\x00\x02\x02\x46", "bad HTTP response: BadStatusLine: "
+         "'\\x15\\x03\\x03\\x00\\x02\\x02F'"),  # a TLS alert, as an https port answers
+        (b"HTTP/1.1 100 Continue\r\n\r\n", "server closed the connection without a response"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+         "incomplete body: connection closed after 3 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+         "incomplete body: connection closed after 5 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+         "bad HTTP response: HTTPException: invalid chunk size 'zz'"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+         "bad HTTP response: HTTPException: chunk data not followed by a line break"),
+    ],
+    ids=["HTTP/2", "letters", "099", "TLS-alert", "only-interim", "cut-in-chunk",
+         "no-last-chunk", "bad-chunk-size", "chunk-too-long"],
+)
+def test_malformed_responses(server: Server, response: bytes, summary: str) -> None:
+    for pieces in ([response], bytewise(response)):
+        result = run_once(probe({"url": raw(server, *pieces)}), 5)
+        assert result.summary == summary, pieces
+
+
+def test_body_of_exactly_the_cap_is_complete(server: Server) -> None:
+    body = b"a" * (http.BODY_CAP - 3) + b"END"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    result = run_once(probe({"url": raw(server, head, body), "body_contains": "END"}), 5)
+    assert result.ok, result
+    assert "body_truncated" not in result.details
 
 
 # --- time ----------------------------------------------------------------------------
 
 
 def test_max_response_time(server: Server) -> None:
-    result = probe({"url": server.url("/slow?d=0.3"), "max_response_time": "100ms"}).run(5)
+    result = run_once(probe({"url": server.url("/slow?d=0.3"), "max_response_time": "100ms"}), 5)
     assert not result.ok
     assert re.fullmatch(r"response took 0\.\d+s \(max 0\.1s\)", result.summary), result.summary
-    assert probe({"url": server.url("/slow?d=0.05"), "max_response_time": 2}).run(5).ok
+    assert run_once(probe({"url": server.url("/slow?d=0.05"), "max_response_time": 2}), 5).ok
 
 
 def test_hang_times_out(server: Server) -> None:
@@ -404,35 +560,88 @@ def test_listener_that_never_accepts_times_out() -> None:
         assert took < 1.5
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_cancelled_run_raises_and_closes_the_connection(scheme: str) -> None:
+    """A run cancelled from outside (shutdown) raises CancelledError, not a result, and
+    leaves no socket open: waiting for the response (http) or in the TLS handshake."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(5)
+        p = probe({"url": f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/",
+                   "verify_tls": False})
+
+        def drain(sock: socket.socket) -> None:
+            """Read until the probe closes the connection (a 5 s timeout fails the test)."""
+            while sock.recv(65536):
+                pass
+
+        async def main() -> None:  # blocking socket calls go to a thread: the loop runs on
+            loop = asyncio.get_running_loop()
+            task = asyncio.ensure_future(p.run(30))
+            sock, _ = await loop.run_in_executor(None, listener.accept)
+            with sock:
+                sock.settimeout(5)
+                # the request or the ClientHello has arrived: the probe is waiting on us
+                assert await loop.run_in_executor(None, sock.recv, 1, socket.MSG_PEEK)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await loop.run_in_executor(None, drain, sock)
+
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ResourceWarning)
+            aio.run(main())
+            gc.collect()
+        assert not [w for w in seen if issubclass(w.category, ResourceWarning)], seen
+
+
+def test_cancelled_while_reading_the_body(server: Server) -> None:
+    url = raw(server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf", hold=True)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(probe({"url": url}).run(30))
+        deadline = time.monotonic() + 5
+        while not server.held.is_set():
+            assert time.monotonic() < deadline, "the server never answered"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    aio.run(main())
+    assert server.released.wait(5), "the probe left the connection open"
+
+
 # --- redirects -----------------------------------------------------------------------
 
 
 def test_redirect_followed(server: Server) -> None:
-    result = probe({"url": server.url("/redirect?to=/ok")}).run(5)
+    result = run_once(probe({"url": server.url("/redirect?to=/ok")}), 5)
     assert result.ok, result
     assert result.details["final_url"] == server.url("/ok")
-    assert probe({"url": server.url("/chain/5")}).run(5).ok
+    assert run_once(probe({"url": server.url("/chain/5")}), 5).ok
 
 
 def test_too_many_redirects(server: Server) -> None:
     for path in ("/loop", "/chain/6"):
-        result = probe({"url": server.url(path)}).run(5)
+        result = run_once(probe({"url": server.url(path)}), 5)
         assert not result.ok
         assert result.summary == "too many redirects (more than 5)"
 
 
 def test_redirect_not_followed(server: Server) -> None:
     spec = {"url": server.url("/redirect?to=/ok"), "follow_redirects": False}
-    assert probe(spec).run(5).summary == "status 302 (expected 2xx)"
-    assert probe({**spec, "expect_status": 302}).run(5).ok
+    assert run_once(probe(spec), 5).summary == "status 302 (expected 2xx)"
+    assert run_once(probe({**spec, "expect_status": 302}), 5).ok
 
 
 def test_redirect_methods(server: Server) -> None:
     spec = {"url": server.url("/redirect?code=303&to=/echo"), "method": "POST", "body": "x"}
-    assert probe(spec).run(5).ok
+    assert run_once(probe(spec), 5).ok
     assert (server.requests[-1]["method"], server.requests[-1]["body"]) == ("GET", b"")
     spec["url"] = server.url("/redirect?code=307&to=/echo")
-    assert probe(spec).run(5).ok
+    assert run_once(probe(spec), 5).ok
     assert (server.requests[-1]["method"], server.requests[-1]["body"]) == ("POST", b"x")
 
 
@@ -442,13 +651,13 @@ def test_redirect_to_other_scheme_and_host_drops_credentials(
     target = https_server.url("/echo")
     spec = {"url": server.url(f"/redirect?to={target}"), "ca_file": ca_file,
             "headers": {"Authorization": "Bearer t", "X-Keep": "1"}}
-    result = probe(spec).run(5)
+    result = run_once(probe(spec), 5)
     assert result.ok, result
     assert result.details["final_url"] == target
     headers = https_server.requests[-1]["headers"]
     assert "Authorization" not in headers and headers["X-Keep"] == "1"
     # same origin keeps it
-    assert probe({**spec, "url": server.url("/redirect?to=/echo")}).run(5).ok
+    assert run_once(probe({**spec, "url": server.url("/redirect?to=/echo")}), 5).ok
     assert server.requests[-1]["headers"]["Authorization"] == "Bearer t"
 
 
@@ -459,7 +668,7 @@ def test_connection_refused() -> None:
     with socket.socket() as bound:  # bound, not listening: connects are refused
         bound.bind(("127.0.0.1", 0))
         port = bound.getsockname()[1]
-        result = probe({"url": f"http://127.0.0.1:{port}/"}).run(2)
+        result = run_once(probe({"url": f"http://127.0.0.1:{port}/"}), 2)
     assert not result.ok
     assert result.summary == f"connection refused (127.0.0.1:{port})"
     assert result.severity is None
@@ -469,10 +678,43 @@ def test_cannot_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_such_host(*args, **kwargs):  # no real DNS: the test network is loopback only
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
+    # asyncio's loop.getaddrinfo calls socket.getaddrinfo; uvloop's resolves inside libuv,
+    # out of reach of the patch (and would send a real DNS query)
+    monkeypatch.setenv("PD_WATCHDOG_EVENT_LOOP", "asyncio")
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
-    result = probe({"url": "https://example.invalid/health"}).run(2)
+    result = run_once(probe({"url": "https://example.invalid/health"}), 2)
     assert not result.ok
     assert result.summary.startswith("cannot resolve host example.invalid")
+
+
+def test_every_address_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with two addresses, both refusing: asyncio reports "Multiple exceptions"."""
+    with socket.socket() as one, socket.socket() as two:  # bound, not listening
+        one.bind(("127.0.0.1", 0))
+        port = one.getsockname()[1]
+        try:
+            two.bind(("127.0.0.2", port))
+        except OSError:
+            pytest.skip("no second loopback address here")
+
+        def two_addresses(host, *args, **kwargs):
+            assert host == "multi.test"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+                    for ip in ("127.0.0.1", "127.0.0.2")]
+
+        monkeypatch.setenv("PD_WATCHDOG_EVENT_LOOP", "asyncio")  # see test_cannot_resolve
+        monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+        result = run_once(probe({"url": f"http://multi.test:{port}/"}), 2)
+    assert result.summary == f"connection refused (multi.test:{port})"
+
+
+def test_every_address_failing_differently_is_readable() -> None:
+    target = http._Target.from_url("http://multi.test:8080/")
+    exc = OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 8080, 0, 0), "
+                  "[Errno 101] Connect call failed ('10.0.0.1', 8080)")
+    assert http._describe(exc, target, 2) == (
+        "cannot connect to multi.test:8080 (no address answered): "
+        + "; ".join(sorted({os.strerror(errno.ECONNREFUSED), os.strerror(errno.ENETUNREACH)})))
 
 
 def test_ipv6_literal() -> None:
@@ -484,7 +726,7 @@ def test_ipv6_literal() -> None:
     try:
         url = server.url("/echo")
         assert url.startswith("http://[::1]:")
-        assert probe({"url": url}).run(5).ok
+        assert run_once(probe({"url": url}), 5).ok
         assert server.requests[-1]["headers"]["Host"] == f"[::1]:{server.port}"
     finally:
         srv.__exit__(None, None, None)
@@ -495,7 +737,7 @@ def test_probe_is_reusable_across_threads(server: Server) -> None:
     results = []
 
     def worker() -> None:
-        results.extend(p.run(5).ok for _ in range(20))
+        results.extend(run_once(p, 5).ok for _ in range(20))
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for t in threads:
@@ -509,19 +751,19 @@ def test_probe_is_reusable_across_threads(server: Server) -> None:
 
 
 def test_https_with_ca_file(https_server: Server, ca_file: str) -> None:
-    result = probe({"url": https_server.url("/ok"), "ca_file": ca_file,
-                    "cert_min_days": 14}).run(5)
+    result = run_once(probe({"url": https_server.url("/ok"), "ca_file": ca_file,
+                    "cert_min_days": 14}), 5)
     assert result.ok, result
     assert result.details["cert_days_left"] > 300 * 365
 
 
 def test_ca_file_relative_to_base_dir(https_server: Server, ca_file: str) -> None:
     folder = Path(ca_file).parent
-    assert probe({"url": https_server.url(), "ca_file": "ca.pem"}, str(folder)).run(5).ok
+    assert run_once(probe({"url": https_server.url(), "ca_file": "ca.pem"}, str(folder)), 5).ok
 
 
 def test_https_unknown_ca_fails(https_server: Server) -> None:
-    result = probe({"url": https_server.url("/ok")}).run(5)
+    result = run_once(probe({"url": https_server.url("/ok")}), 5)
     assert not result.ok
     assert result.summary.startswith("TLS certificate verify failed: ")
     assert "issuer" in result.summary
@@ -530,14 +772,14 @@ def test_https_unknown_ca_fails(https_server: Server) -> None:
 
 def test_https_hostname_mismatch(ca: trustme.CA, ca_file: str) -> None:
     with tls_server(ca, "only.example") as srv:
-        result = probe({"url": srv.url(), "ca_file": ca_file}).run(5)
+        result = run_once(probe({"url": srv.url(), "ca_file": ca_file}), 5)
     assert result.summary.startswith("TLS certificate verify failed: ")
     assert "mismatch" in result.summary
 
 
 def test_verify_off_still_reports_expiry(https_server: Server, ca_file: str) -> None:
-    off = probe({"url": https_server.url("/ok"), "verify_tls": False}).run(5)
-    on = probe({"url": https_server.url("/ok"), "ca_file": ca_file}).run(5)
+    off = run_once(probe({"url": https_server.url("/ok"), "verify_tls": False}), 5)
+    on = run_once(probe({"url": https_server.url("/ok"), "ca_file": ca_file}), 5)
     assert off.ok and on.ok
     assert off.details["cert_days_left"] == on.details["cert_days_left"]
 
@@ -548,20 +790,20 @@ def test_cert_min_days(ca: trustme.CA, ca_file: str, verify: bool) -> None:
     with tls_server(ca, not_after=soon) as srv:
         spec = {"url": srv.url(), "cert_min_days": 14}
         spec.update({"ca_file": ca_file} if verify else {"verify_tls": False})
-        result = probe(spec).run(5)
+        result = run_once(probe(spec), 5)
         assert not result.ok
         assert result.summary == "certificate expires in 5 days (min 14)"
         assert result.details["cert_days_left"] == 5
-        assert probe({**spec, "cert_min_days": 5}).run(5).ok
+        assert run_once(probe({**spec, "cert_min_days": 5}), 5).ok
 
 
 def test_expired_cert(ca: trustme.CA, ca_file: str) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     with tls_server(ca, not_before=now - dt.timedelta(days=30),
                     not_after=now - dt.timedelta(days=3, hours=1)) as srv:
-        verified = probe({"url": srv.url(), "ca_file": ca_file}).run(5)
+        verified = run_once(probe({"url": srv.url(), "ca_file": ca_file}), 5)
         assert verified.summary.startswith("TLS certificate verify failed: certificate has expired")
-        result = probe({"url": srv.url(), "verify_tls": False, "cert_min_days": 1}).run(5)
+        result = run_once(probe({"url": srv.url(), "verify_tls": False, "cert_min_days": 1}), 5)
         assert result.summary == "certificate expired 4 days ago (min 1)"
 
 

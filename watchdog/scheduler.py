@@ -153,7 +153,6 @@ class Scheduler:
         self._sched.on_missed = self._missed
         self._jobs: dict[str, schedule.Job] = {}
         self._checks: dict[str, Check] = {}
-        self._on_loop: dict[str, bool] = {}
         self._running: set[str] = set()
         self._stopped = False
         self._idle = threading.Condition()
@@ -283,12 +282,10 @@ class Scheduler:
             job.check_name = name
             self._jobs[name] = job
             self._checks[name] = check
-            self._on_loop[name] = is_async(check.probe)
             self.stats.setdefault(name, CheckStats())
         for name in list(self.stats):
             if name not in wanted:
                 del self.stats[name]
-                self._on_loop.pop(name, None)
         self._wake()
 
     def _sooner(self, name: str, delay: float) -> None:
@@ -317,7 +314,7 @@ class Scheduler:
                 log.debug("check %s: still running at its next tick, skipped", name)
                 return
             self._running.add(name)
-            self._loop.create_task(self._probe(check, planned, self._on_loop[name]))
+            self._loop.create_task(self._probe(check, planned))
 
         return start
 
@@ -326,11 +323,11 @@ class Scheduler:
         if stats is not None:
             stats.missed += count
 
-    async def _probe(self, check: Check, planned: float, on_loop: bool) -> None:
+    async def _probe(self, check: Check, planned: float) -> None:
         started = time.time()
         try:
             try:
-                if on_loop:
+                if is_async(check.probe):
                     result = await check.probe.run(check.timeout)
                 else:
                     result = await self._in_worker(check)
