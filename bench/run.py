@@ -41,7 +41,6 @@ BIN = ROOT / ".venv" / "bin"
 PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
 PDW = str(BIN / "pd-watchdog")
 FAIL_AFTER = 3
-WHATIF = ""  # --whatif: run bench/whatif.py (pd-watchdog with proposed fixes patched in)
 RECOVER_AFTER = 2
 
 
@@ -166,13 +165,8 @@ class Runner:
             f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port is not None else None
         )
         self.launched = time.time()
-        argv, env = [PDW, "run", str(config)], None
-        if WHATIF:
-            argv = [PYTHON, str(ROOT / "bench" / "whatif.py"), "run", str(config)]
-            env = dict(os.environ, WHATIF=WHATIF)
         self.proc = procs.start(
-            argv,
-            env=env,
+            [PDW, "run", str(config)],
             cwd=str(config.parent),
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "w"),  # noqa: SIM115
@@ -622,9 +616,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-monit", action="store_true")
     p.add_argument("--skip", default="", help="comma list of phases to skip: "
                    "validate,sizes,ab,drain")
-    p.add_argument("--whatif", default="",
-                   help="run the runner through bench/whatif.py with these patches, e.g. "
-                        "headers,record,metrics,dispatch (an experiment: use with --out)")
     p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs)")
     args = p.parse_args(argv)
@@ -661,8 +652,6 @@ def ensure_monit() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    global WHATIF
-    WHATIF = args.whatif
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/run.py",
                                                 *(sys.argv[1:] if argv is None else argv)])
 
