@@ -12,7 +12,7 @@ import pytest
 
 from watchdog import scheduler as scheduler_module
 from watchdog.model import Check, ProbeResult
-from watchdog.scheduler import Scheduler, _spread
+from watchdog.scheduler import GRID, Scheduler, _spread
 
 
 class FakeProbe:
@@ -137,6 +137,21 @@ def test_first_runs_are_spread_over_the_interval():
     assert all(0 <= o < 10 for o in offsets)
     assert sum(o < 5 for o in offsets) == pytest.approx(500, abs=80)
     assert _spread("x", 10.0) == _spread("x", 10.0)
+
+
+def test_first_runs_and_retries_are_planned_on_the_grid_to_share_wake_ups():
+    def on_grid(when: datetime.datetime) -> bool:
+        slots = when.timestamp() / GRID
+        return abs(slots - round(slots)) < 1e-3
+
+    sched = Scheduler(lambda *a: None, workers=1)
+    sched.set_checks([make(f"c{i}", FakeProbe(), interval=10) for i in range(300)])
+    firsts = [job.next_run for job in sched._jobs.values()]
+    assert all(on_grid(first) for first in firsts)
+    assert len(set(firsts)) <= 10 / GRID  # 300 checks, at most 100 wake-ups per interval
+    sched._sooner("c0", 0.123)
+    assert on_grid(sched._jobs["c0"].next_run)
+    sched.shutdown(1)
 
 
 def test_check_sooner_brings_the_next_run_forward():

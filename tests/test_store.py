@@ -94,6 +94,22 @@ def test_record_without_result_keeps_last_result(store: Store) -> None:
     assert check.last_at == 10.0 and check.fingerprint == "fp2"
 
 
+def test_record_results_writes_only_the_latest_result_in_one_go(store: Store) -> None:
+    failing = CheckState(failures=1)
+    store.record("a", "fp", "k-a", failing, ProbeResult(False, "down"), 1.0, [])
+    store.record("b", "fp", "k-b", CheckState(), None, 1.0, [])
+    store.record_results(
+        [("a", ProbeResult(False, "still down"), 2.0), ("b", ProbeResult(True, "fine"), 3.0),
+         ("gone", ProbeResult(True, "x"), 4.0)]  # a removed check: nothing to update
+    )
+    rows = store.load_checks()
+    assert rows["a"].last_result["summary"] == "still down" and rows["a"].last_at == 2.0
+    assert rows["a"].state == failing  # the state is left as it was
+    assert rows["b"].last_result["ok"] and rows["b"].last_at == 3.0
+    assert "gone" not in rows
+    store.record_results([])
+
+
 def test_forget_deletes_check_and_queues_resolve(store: Store) -> None:
     store.record("web", "fp", "web/http", DOWN, None, 1.0, [trigger()])
     ids = store.forget("web", [resolve()])

@@ -26,13 +26,26 @@ def mask(text: str, secrets: Iterable[str]) -> str:
 
 
 def mask_data(value: Any, secrets: Iterable[str]) -> Any:
-    """mask() through nested dicts and lists: probe output can echo a secret it was given."""
+    """mask() through nested dicts and lists: probe output can echo a secret it was given.
+
+    Returns `value` itself when it holds no secret (the usual case, once per probe result):
+    nothing is copied then."""
     if isinstance(value, str):
         return mask(value, secrets)
     if isinstance(value, dict):
-        return {key: mask_data(item, secrets) for key, item in value.items()}
+        masked = None
+        for key, item in value.items():
+            new = mask_data(item, secrets)
+            if new is not item:
+                if masked is None:
+                    masked = dict(value)
+                masked[key] = new
+        return value if masked is None else masked
     if isinstance(value, list | tuple):
-        return [mask_data(item, secrets) for item in value]
+        items = [mask_data(item, secrets) for item in value]
+        if isinstance(value, list) and all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items
     return value
 
 

@@ -61,7 +61,7 @@ class Runner:
         self._outbox: dict = {}
         # Results that changed no state, waiting for the next flush (name -> row); a state
         # change and its events are never here: they are written at once.
-        self._unsaved: dict[str, tuple] = {}
+        self._unsaved: dict[str, tuple[str, ProbeResult, float]] = {}
         self._skipped_shown: dict[str, tuple[int, int]] = {}
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
@@ -398,13 +398,13 @@ class Runner:
     # --- results ------------------------------------------------------------------------
 
     def _on_result(self, check: Check, result: ProbeResult, planned: float, started: float) -> None:
-        if self.config.secrets:
+        secrets = self.config.secrets
+        if secrets:
             # Before it is stored or sent anywhere: a plugin may print what it was given.
-            result = replace(
-                result,
-                summary=logs.mask(result.summary, self.config.secrets),
-                details=logs.mask_data(result.details, self.config.secrets),
-            )
+            summary = logs.mask(result.summary, secrets)
+            details = logs.mask_data(result.details, secrets)
+            if summary is not result.summary or details is not result.details:
+                result = replace(result, summary=summary, details=details)
         with self._lock:
             current = self.checks.get(check.name)
             if self._closing or current is None or current.fingerprint != check.fingerprint:
@@ -421,18 +421,17 @@ class Runner:
                 )
             else:
                 # The same state again: only last_result is new; saved within HOUSEKEEPING.
-                self._unsaved[check.name] = (
-                    check.name, check.fingerprint, check.incident_key, after, result, started
-                )
+                self._unsaved[check.name] = (check.name, result, started)
             self.states[check.name] = after
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned)
         if events:
             self.sender.wake()
-        was, now = describe(before, policy), describe(after, policy)
-        if was != now:
-            level = logging.WARNING if after.failures or after.triggered else logging.INFO
-            log.log(level, "check %s: %s -> %s: %s", check.name, was, now, result.summary)
+        if after != before:
+            was, now = describe(before, policy), describe(after, policy)
+            if was != now:
+                level = logging.WARNING if after.failures or after.triggered else logging.INFO
+                log.log(level, "check %s: %s -> %s: %s", check.name, was, now, result.summary)
         for event in events:
             log.warning(
                 "check %s: queued %s %s (%s): %s",

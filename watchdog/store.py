@@ -85,6 +85,8 @@ ON CONFLICT (name) DO UPDATE SET
     END
 """
 
+_UPDATE_RESULT = "UPDATE checks SET last_result = ?, last_at = ? WHERE name = ?"
+
 _INSERT_EVENT = """
 INSERT INTO outbox (lane_hash, action, incident_key, event, created_at)
 VALUES (?, ?, ?, ?, ?)
@@ -364,16 +366,18 @@ class Store:
             db.execute(_UPSERT_CHECK, row)
             return self._append(db, events)
 
-    def record_results(
-        self, rows: Sequence[tuple[str, str, str, CheckState, ProbeResult, float]]
-    ) -> None:
-        """Save many checks' latest results in one transaction: (name, fingerprint,
-        incident_key, state, result, at) each. For results that changed no state, which the
-        runner batches (one transaction a second instead of one per probe)."""
+    def record_results(self, rows: Sequence[tuple[str, ProbeResult, float]]) -> None:
+        """Save many checks' latest results, (name, result, at) each, in one transaction.
+
+        For results that changed no state, which the runner batches (one transaction a
+        second instead of one per probe): the stored state is already right, so only
+        last_result and last_at are written."""
         if not rows:
             return
         with self._transaction(f"record {len(rows)} results") as db:
-            db.executemany(_UPSERT_CHECK, [_check_row(*row) for row in rows])
+            db.executemany(
+                _UPDATE_RESULT, [(_result_json(result), at, name) for name, result, at in rows]
+            )
 
     def forget(self, name: str, events: Sequence[Event]) -> list[int]:
         """Drop a removed check and queue its last events (its resolve), atomically."""
@@ -665,23 +669,25 @@ def _check_row(
         "fingerprint": fingerprint,
         "incident_key": incident_key,
         "state": json.dumps(state.to_dict()),
-        # Built by hand, not dataclasses.asdict: that deep-copies the details on the hot
-        # path (one row per probe result).
-        "last_result": json.dumps(
-            {
-                "ok": result.ok,
-                "summary": result.summary,
-                "severity": result.severity,
-                "details": result.details,
-                "latency": result.latency,
-            },
-            default=str,
-        )
-        if result is not None
-        else None,
+        "last_result": _result_json(result) if result is not None else None,
         "last_at": at if result is not None else None,
         "triggered_since": at if state.triggered else None,
     }
+
+
+def _result_json(result: ProbeResult) -> str:
+    # Built by hand, not dataclasses.asdict: that deep-copies the details on the hot path
+    # (one row per probe result).
+    return json.dumps(
+        {
+            "ok": result.ok,
+            "summary": result.summary,
+            "severity": result.severity,
+            "details": result.details,
+            "latency": result.latency,
+        },
+        default=str,
+    )
 
 
 def _read_pid(fd: int) -> int | None:
