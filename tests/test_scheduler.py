@@ -283,3 +283,18 @@ def test_a_wall_clock_step_neither_stops_nor_bursts_the_checks(monkeypatch, capl
     _Shifted.shift = datetime.timedelta(0)
     assert "wall clock stepped by" in caplog.text
     assert sched.stats["a"].missed == 0  # a forward step is not an hour of missed runs
+
+
+def test_set_checks_neither_hangs_nor_raises_while_the_loop_is_wedged(monkeypatch, caplog):
+    monkeypatch.setattr(scheduler_module, "CALL_TIMEOUT", 0.2)
+    probe = FakeProbe()
+    sched = Scheduler(lambda *a: None, workers=1)
+    release = threading.Event()
+    with Driver(sched):
+        sched._loop.call_soon_threadsafe(release.wait, 10)  # wedge the loop thread
+        started = time.monotonic()
+        sched.set_checks([make("late", probe)], spread=False)
+        assert time.monotonic() - started < 5
+        assert "did not answer" in caplog.text
+        release.set()
+        wait_until(lambda: probe.calls >= 1)  # applied once the loop is back

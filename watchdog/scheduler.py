@@ -229,8 +229,15 @@ class Scheduler:
                 done.set_result(None)
 
         self._loop.call_soon_threadsafe(call)
-        if wait:
+        if not wait:
+            return
+        try:
             done.result(CALL_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            # A wedged loop already stops the WATCHDOG=1 pings (systemd restarts us);
+            # the caller must not hang or crash meanwhile. The call stays queued.
+            log.error("the scheduler loop did not answer within %.0fs; %s is applied when it "
+                      "does", CALL_TIMEOUT, getattr(fn, "__name__", "the change"))
 
     # --- the loop thread --------------------------------------------------------------
 
