@@ -54,8 +54,19 @@ def _guarded_create_connection(real):
     return create_connection
 
 
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    """Names are refused before they reach DNS (localhost and IP literals pass)."""
+    if host is not None and not _loopback((host if isinstance(host, str) else host.decode(), 0)):
+        raise AssertionError(f"test tried to look up {host!r}: loopback only")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
     if uvloop is not None:

@@ -166,6 +166,8 @@ class Server(ThreadingHTTPServer):
     Handler threads are joined on server_close (block_on_close), so nothing outlives a test.
     """
 
+    request_queue_size = 128  # socketserver's 5 drops connects when many probes arrive at once
+
     def __init__(self, host: str, family: int = socket.AF_INET, tls: ssl.SSLContext | None = None):
         self.address_family = family
         self.tls = tls
@@ -217,9 +219,15 @@ def no_thread_left() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5
-    while (extra := set(threading.enumerate()) - before) and time.monotonic() < deadline:
-        next(iter(extra)).join(0.05)
-    assert not extra, f"threads left behind: {extra}"
+
+    def extra() -> set[threading.Thread]:
+        # the resolver pool is process-wide by design: its idle threads wait for the next name
+        now = set(threading.enumerate()) - before
+        return {t for t in now if not t.name.startswith("resolve_")}
+
+    while (left := extra()) and time.monotonic() < deadline:
+        next(iter(left)).join(0.05)
+    assert not left, f"threads left behind: {left}"
 
 
 @pytest.fixture
@@ -423,6 +431,14 @@ def test_no_body_whatever_content_length_says(server: Server, method: str, statu
     url = raw(server, b"HTTP/1.1 %d X\r\nContent-Length: 1000\r\n\r\n" % status, hold=True)
     result = run_once(probe({"url": url, "method": method, "expect_status": status}), 5)
     assert result.ok, result  # waiting for 1000 bytes would have timed out
+    assert server.released.wait(5)
+
+
+def test_transfer_encoding_identity_means_none(server: Server) -> None:
+    """An old keep-alive server's `identity` + Content-Length: the length ends the body."""
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nok"
+    result = run_once(probe({"url": raw(server, head, hold=True), "body_contains": "ok"}), 5)
+    assert result.ok, result  # reading to close would have timed out
     assert server.released.wait(5)
 
 
@@ -678,9 +694,6 @@ def test_cannot_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_such_host(*args, **kwargs):  # no real DNS: the test network is loopback only
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    # asyncio's loop.getaddrinfo calls socket.getaddrinfo; uvloop's resolves inside libuv,
-    # out of reach of the patch (and would send a real DNS query)
-    monkeypatch.setenv("PD_WATCHDOG_EVENT_LOOP", "asyncio")
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
     result = run_once(probe({"url": "https://example.invalid/health"}), 2)
     assert not result.ok
@@ -688,7 +701,7 @@ def test_cannot_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_address_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A name with two addresses, both refusing: asyncio reports "Multiple exceptions"."""
+    """A name with two addresses, both refusing: each is tried, the failure is worded once."""
     with socket.socket() as one, socket.socket() as two:  # bound, not listening
         one.bind(("127.0.0.1", 0))
         port = one.getsockname()[1]
@@ -702,7 +715,6 @@ def test_every_address_refused(monkeypatch: pytest.MonkeyPatch) -> None:
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
                     for ip in ("127.0.0.1", "127.0.0.2")]
 
-        monkeypatch.setenv("PD_WATCHDOG_EVENT_LOOP", "asyncio")  # see test_cannot_resolve
         monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
         result = run_once(probe({"url": f"http://multi.test:{port}/"}), 2)
     assert result.summary == f"connection refused (multi.test:{port})"
@@ -980,3 +992,57 @@ def test_parse_duration_rejects(text) -> None:
 def test_fmt_seconds() -> None:
     assert [fmt_seconds(x) for x in (2, 0.5, 2.31, 0.612, 10, 12.4)] == [
         "2s", "0.5s", "2.31s", "0.61s", "10s", "12s"]
+
+
+# --- name lookups ----------------------------------------------------------------------
+
+
+def _fake_dns(port: int, delay: float, calls: list[str], gate: threading.Event | None = None):
+    def getaddrinfo(host, *args, **kwargs):
+        calls.append(host)
+        if gate is not None:
+            gate.wait(10)
+        time.sleep(delay)  # a resolver a little way off
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    return getaddrinfo
+
+
+def test_probes_asking_for_one_name_at_once_share_one_lookup(server, monkeypatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_dns(server.port, 0.2, calls))
+    probes = [probe({"url": f"http://svc.test:{server.port}/ok"}) for _ in range(20)]
+
+    async def main():
+        return await asyncio.gather(*(p.run(5) for p in probes))
+
+    results = aio.run(main())
+    assert all(r.ok for r in results), [r.summary for r in results]
+    assert calls == ["svc.test"]
+
+
+def test_many_slow_names_are_looked_up_side_by_side(server, monkeypatch) -> None:
+    """40 names at 0.3 s each fit a 2 s timeout: lookups run in parallel, not 8 at a time."""
+    calls: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_dns(server.port, 0.3, calls))
+    probes = [probe({"url": f"http://svc{i}.test:{server.port}/ok"}) for i in range(40)]
+
+    async def main():
+        return await asyncio.gather(*(p.run(2) for p in probes))
+
+    results = aio.run(main())
+    assert all(r.ok for r in results), [r.summary for r in results if not r.ok]
+    assert len(calls) == 40
+
+
+def test_a_lookup_that_never_answers_says_so_within_the_timeout(server, monkeypatch) -> None:
+    gate = threading.Event()
+    calls: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", _fake_dns(server.port, 0, calls, gate))
+    try:
+        started = time.monotonic()
+        result = run_once(probe({"url": f"http://stuck.test:{server.port}/ok"}), 0.3)
+        assert time.monotonic() - started < 2
+        assert result.summary == "cannot resolve host stuck.test: no answer within 0.3s"
+    finally:
+        gate.set()

@@ -11,15 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-# Host-name lookups block, so both loops run them on threads: libuv's pool (4 threads unless
-# UV_THREADPOOL_SIZE says otherwise, read once, at its first use) or the loop's default
-# executor. With thousands of host-name checks and a resolver a few ms away, 4 is too few.
-RESOLVER_THREADS = 16
 
 
 def loop_name() -> str:
@@ -37,13 +31,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     if loop_name() == "uvloop":
         import uvloop
 
-        os.environ.setdefault("UV_THREADPOOL_SIZE", str(RESOLVER_THREADS))
         return uvloop.new_event_loop()
-    loop = asyncio.new_event_loop()
-    loop.set_default_executor(
-        ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolve")
-    )
-    return loop
+    return asyncio.new_event_loop()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

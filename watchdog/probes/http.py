@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
@@ -292,7 +293,7 @@ def tls_context(verify: bool, ca_path: str | None) -> ssl.SSLContext:
 class _Target:
     """Where one request goes, split once: scheme, host, port, request target, Host header."""
 
-    __slots__ = ("url", "tls", "host", "port", "path", "host_header")
+    __slots__ = ("url", "tls", "host", "port", "path", "host_header", "literal")
 
     def __init__(self, url: str, tls: bool, host: str, port: int, path: str, host_header: str):
         self.url = url
@@ -301,6 +302,7 @@ class _Target:
         self.port = port
         self.path = path
         self.host_header = host_header
+        self.literal = _ip_literal(host) is not None  # an IP address: no lookup needed
 
     @classmethod
     def from_url(cls, url: str) -> _Target:
@@ -447,9 +449,20 @@ class HttpProbe:
         hop = self.first
         for redirects in range(MAX_REDIRECTS + 1):
             try:
+                if hop.target.literal:
+                    addresses = [(hop.target.host, hop.target.port)]
+                else:
+                    addresses = await _within_or(
+                        deadline,
+                        _resolve(hop.target.host, hop.target.port),
+                        f"cannot resolve host {hop.target.host}: no answer within "
+                        f"{fmt_seconds(timeout)}",
+                    )
                 status, location, body, truncated, days = await _within(
                     deadline,
-                    _exchange(hop, self.follow, need_days=redirects == 0 and hop.target.tls),
+                    _exchange(
+                        hop, addresses, self.follow, need_days=redirects == 0 and hop.target.tls
+                    ),
                 )
             except Exception as exc:
                 summary = _describe(exc, hop.target, timeout)
@@ -552,21 +565,92 @@ else:  # 3.10: no asyncio.timeout_at, and asyncio.TimeoutError is not TimeoutErr
             raise TimeoutError from None
 
 
+async def _within_or(deadline: float, step: Awaitable[T], message: str) -> T:
+    """_within, with its timeout worded as `message`."""
+    try:
+        return await _within(deadline, step)
+    except TimeoutError:
+        raise _Fail(message) from None
+
+
+# Name lookups block, so they run on threads of our own: as many as the old pool of probe
+# workers, cancellable while queued (loop resolvers are not: uvloop's keeps running lookups
+# nobody waits for), and shared by every probe asking for the same name at the same time
+# (checks due in one grid slot often share a host). Each run still looks the name up, so DNS
+# changes are followed; the resolver's own cache (systemd-resolved, nscd) is what caches.
+RESOLVER_THREADS = 64
+_resolver: ThreadPoolExecutor | None = None
+_resolver_lock = threading.Lock()
+_lookups: dict[tuple[str, int], asyncio.Future[list[tuple[str, int]]]] = {}
+
+
+def _resolver_pool() -> ThreadPoolExecutor:
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="resolve")
+        return _resolver
+
+
+def _lookup(host: str, port: int) -> list[tuple[str, int]]:
+    """The host's addresses in the resolver's order, without duplicates."""
+    addresses: list[tuple[str, int]] = []
+    for family, _kind, _proto, _name, addr in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        ip = addr[0]
+        if family == socket.AF_INET6 and len(addr) > 3 and addr[3]:
+            ip = f"{ip}%{addr[3]}"  # a link-local address needs its interface
+        if (ip, addr[1]) not in addresses:
+            addresses.append((ip, addr[1]))
+    return addresses
+
+
+async def _resolve(host: str, port: int) -> list[tuple[str, int]]:
+    """_lookup on the resolver threads, one lookup for all who ask at once (on one loop)."""
+    loop = asyncio.get_running_loop()
+    key = (host, port)
+    pending = _lookups.get(key)
+    if pending is None or pending.get_loop() is not loop:
+        pending = loop.run_in_executor(_resolver_pool(), _lookup, host, port)
+        _lookups[key] = pending
+
+        def done(future: asyncio.Future, key: tuple[str, int] = key) -> None:
+            if _lookups.get(key) is future:
+                del _lookups[key]
+
+        pending.add_done_callback(done)
+    # shield: one asker timing out must not cancel the lookup for the others
+    return await asyncio.shield(pending)
+
+
 async def _exchange(
-    hop: _Hop, follow: bool, need_days: bool
+    hop: _Hop, addresses: list[tuple[str, int]], follow: bool, need_days: bool
 ) -> tuple[int, str | None, bytes, bool, int | None]:
-    """One request/response on a new connection. Returns (status, redirect location or None,
-    body prefix, truncated, certificate days left)."""
+    """One request/response on a new connection to the first address that accepts one.
+    Returns (status, redirect location or None, body prefix, truncated, certificate days
+    left)."""
     loop = asyncio.get_running_loop()
     target = hop.target
-    response = _Response(hop.request, hop.method == "HEAD", follow, loop.create_future())
-    transport, _ = await loop.create_connection(
-        lambda: response,
-        target.host,
-        target.port,
-        ssl=hop.context,
-        server_hostname=target.host if hop.context is not None else None,
-    )
+    error: OSError | None = None
+    for host, port in addresses:
+        response = _Response(hop.request, hop.method == "HEAD", follow, loop.create_future())
+        try:
+            transport, _ = await loop.create_connection(
+                lambda response=response: response,
+                host,
+                port,
+                ssl=hop.context,
+                server_hostname=target.host if hop.context is not None else None,
+            )
+        except ssl.SSLError:
+            raise  # the server answered: its TLS is the failure, not its address
+        except OSError as exc:
+            error = exc
+            continue
+        break
+    else:
+        raise error or OSError(f"no address for {target.host}")
     try:
         days = _cert_days_left(transport.get_extra_info("ssl_object")) if need_days else None
         await response.done
@@ -761,7 +845,9 @@ class _Response(asyncio.Protocol):
             self._finish(None)  # no body, whatever Content-Length says (RFC 9112 6.3)
             return
         coding = fields.get(b"transfer-encoding")
-        if coding is not None:  # it overrides Content-Length; chunked must come last
+        # Transfer-Encoding overrides Content-Length, and chunked must come last;
+        # `identity` (from old servers) means no transfer coding at all
+        if coding is not None and coding.strip().lower() != b"identity":
             chunked = coding.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
             self.state = _CHUNK_SIZE if chunked else _TO_EOF
             return
