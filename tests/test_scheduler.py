@@ -298,3 +298,32 @@ def test_set_checks_neither_hangs_nor_raises_while_the_loop_is_wedged(monkeypatc
         assert "did not answer" in caplog.text
         release.set()
         wait_until(lambda: probe.calls >= 1)  # applied once the loop is back
+
+
+def test_a_reload_that_changes_a_check_cancels_its_hung_coroutine_probe():
+    hung, fixed = AsyncProbe(hang=True), AsyncProbe()
+    sched = Scheduler(lambda *a: None, workers=1)
+    sched.set_checks([make("web", hung, fingerprint="old")], spread=False)
+    with Driver(sched):
+        wait_until(lambda: sched.running() == 1)
+        sched.set_checks([make("web", fixed, fingerprint="new")], spread=False)
+        wait_until(lambda: hung.cancelled == 1 and fixed.calls >= 1)
+        assert sched.stats["web"].skipped == 0  # the new definition did not wait for the old
+
+
+def test_a_failing_tick_is_logged_and_scheduling_goes_on(monkeypatch, caplog):
+    probe = FakeProbe()
+    sched = Scheduler(lambda *a: None, workers=1)
+    sched.set_checks([make("a", probe)], spread=False)
+    real_tick, failed = sched.tick, []
+
+    def tick():
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("bug")
+        return real_tick()
+
+    monkeypatch.setattr(sched, "tick", tick)
+    with Driver(sched):
+        wait_until(lambda: probe.calls >= 2)
+    assert "a tick failed" in caplog.text

@@ -159,7 +159,7 @@ class Scheduler:
         self._sched.on_missed = self._missed
         self._jobs: dict[str, schedule.Job] = {}
         self._checks: dict[str, Check] = {}
-        self._running: set[str] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._async_probes: dict[int, tuple[Any, bool]] = {}
         self._stopped = False
         self._idle = threading.Condition()
@@ -191,8 +191,8 @@ class Scheduler:
         """Stop scheduling; wait up to `timeout` for running probes. True if all finished.
 
         Probes still running at the deadline are cancelled; their results are dropped."""
-        self._call(self._cancel_all)
         deadline = time.monotonic() + timeout
+        self._call(self._cancel_all, wait=False)  # one deadline for all of it, wedged or not
         finished = True
         with self._idle:
             while self._running and self._is_serving():
@@ -259,8 +259,14 @@ class Scheduler:
         self._timer = None
         if self._stopped:
             return
-        idle = self.tick()
-        self._timer = self._loop.call_later(min(idle, MAX_SLEEP), self._on_timer)
+        idle = MAX_SLEEP
+        try:
+            idle = self.tick()
+        except Exception:  # a bug must not stop every check: log it, tick again soon
+            log.exception("scheduler: a tick failed")
+        finally:
+            if not self._stopped:
+                self._timer = self._loop.call_later(min(idle, MAX_SLEEP), self._on_timer)
 
     def _wake(self) -> None:
         """Tick now: a job may have become due sooner than the timer expects."""
@@ -286,6 +292,11 @@ class Scheduler:
             if new is None or new.fingerprint != old.fingerprint or new.interval != old.interval:
                 self._sched.cancel_job(self._jobs.pop(name))
                 del self._checks[name]
+                task = self._running.get(name)
+                if task is not None and self._is_async(old.probe):
+                    # its result would be dropped; free its socket and let the new one run
+                    del self._running[name]
+                    task.cancel()
         now = datetime.datetime.now()
         base = _on_grid(now) if spread else now
         for name, check in wanted.items():
@@ -331,8 +342,7 @@ class Scheduler:
                 self.stats[name].skipped += 1
                 log.debug("check %s: still running at its next tick, skipped", name)
                 return
-            self._running.add(name)
-            self._loop.create_task(self._probe(check, planned))
+            self._running[name] = self._loop.create_task(self._probe(check, planned))
 
         return start
 
@@ -359,11 +369,11 @@ class Scheduler:
                 stats.runs += 1
             self._on_result(check, result, planned, started)
         except asyncio.CancelledError:
-            pass  # shutdown: the result is dropped, as the caller was told
+            pass  # shutdown, or a reload replaced the check: the result is not wanted
         except Exception:
             log.exception("check %s: handling its result failed", check.name)
         finally:
-            self._finished(check.name)
+            self._finished(check.name, asyncio.current_task())
 
     def _is_async(self, probe: Any) -> bool:
         """is_async(probe), remembered per probe object (inspect's answer costs ~3 %)."""
@@ -380,8 +390,9 @@ class Scheduler:
             self.busy_workers -= 1
             self.last_finished = time.monotonic()
 
-    def _finished(self, name: str) -> None:
-        self._running.discard(name)
+    def _finished(self, name: str, task: asyncio.Task | None) -> None:
+        if self._running.get(name) is task:
+            del self._running[name]
         if not self._running:
             with self._idle:
                 self._idle.notify_all()
