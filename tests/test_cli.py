@@ -168,3 +168,11 @@ def test_run_raises_the_open_files_soft_limit_for_many_concurrent_probes():
         assert raised == expected
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_low_open_files_limit_for_the_http_checks_is_warned_about():
+    from watchdog import cli as cli_module
+
+    assert cli_module._open_files_warning(65536, 5000) is None
+    warning = cli_module._open_files_warning(1024, 5000)
+    assert warning is not None and "LimitNOFILE=" in warning and "5000 HTTP checks" in warning
