@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import errno
 import gc
 import json
-import os
 import re
 import socket
 import ssl
@@ -718,15 +716,6 @@ def test_every_address_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
         result = run_once(probe({"url": f"http://multi.test:{port}/"}), 2)
     assert result.summary == f"connection refused (multi.test:{port})"
-
-
-def test_every_address_failing_differently_is_readable() -> None:
-    target = http._Target.from_url("http://multi.test:8080/")
-    exc = OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 8080, 0, 0), "
-                  "[Errno 101] Connect call failed ('10.0.0.1', 8080)")
-    assert http._describe(exc, target, 2) == (
-        "cannot connect to multi.test:8080 (no address answered): "
-        + "; ".join(sorted({os.strerror(errno.ECONNREFUSED), os.strerror(errno.ENETUNREACH)})))
 
 
 def test_ipv6_literal() -> None:

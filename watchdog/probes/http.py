@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import errno
 import ipaddress
 import math
 import os
@@ -670,7 +669,6 @@ _CHUNK_SIZE_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 _FIELDS = frozenset({b"content-length", b"transfer-encoding", b"location"})
 _FOLD = (b" ", b"\t")
 _NO_BODY = frozenset({204, 304})
-_ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
 class _Response(asyncio.Protocol):
@@ -925,15 +923,6 @@ def _describe(exc: BaseException, target: _Target, timeout: float) -> str:
     if isinstance(exc, HTTPException):
         return f"bad HTTP response: {type(exc).__name__}: {str(exc)[:200]}"
     if isinstance(exc, OSError):
-        text = str(exc)
-        if exc.errno is None and text.startswith("Multiple exceptions: "):
-            # asyncio and uvloop: every address of the host failed, and not all alike
-            codes = {int(code) for code in _ERRNO.findall(text)}
-            if codes == {errno.ECONNREFUSED}:
-                return f"connection refused ({target.host_header})"
-            if codes:
-                text = "; ".join(sorted({os.strerror(code) for code in codes}))
-            return f"cannot connect to {target.host_header} (no address answered): {text}"
         return f"cannot connect to {target.host_header}: {exc.strerror or exc}"
     return f"probe error: {type(exc).__name__}: {exc}"
 
