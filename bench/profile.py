@@ -36,6 +36,19 @@ import run as bench  # noqa: E402
 PYSPY = bench.BIN / "py-spy"
 
 
+def _loaded_config(args: argparse.Namespace, procs, work: Path, run: str) -> Path:
+    """Start the loopback targets and the PagerDuty stand-in; write the config to profile."""
+    targets = bench.TargetServer(procs, work)
+    stub = bench.Stub(procs, work, "main")
+    mix = (gen.mix(args.checks) if args.mixed else
+           gen.mix(args.checks, hang_pct=0, slow_pct=0, flaky_pct=0, http_only=True))
+    return gen.watchdog_yaml(
+        mix, base_url=targets.url, run=run, folder=work / run, interval=args.interval,
+        timeout=5, workers=64, pd_url=stub.url, metrics_port=bench.free_port(),
+        count_log=work / "plugin.log",
+    )
+
+
 def summarize(raw: Path, top: int = 25) -> str:
     """Inclusive and self sample counts per function from py-spy's collapsed stacks."""
     inclusive: collections.Counter[str] = collections.Counter()
@@ -81,15 +94,7 @@ def yappi_profile(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="pdw-profile-"))
     procs = bench.Procs()
     try:
-        targets = bench.TargetServer(procs, work)
-        stub = bench.Stub(procs, work, "main")
-        mix = (gen.mix(args.checks) if args.mixed else
-               gen.mix(args.checks, hang_pct=0, slow_pct=0, flaky_pct=0, http_only=True))
-        path = gen.watchdog_yaml(
-            mix, base_url=targets.url, run="y", folder=work / "y", interval=args.interval,
-            timeout=5, workers=64, pd_url=stub.url, metrics_port=bench.free_port(),
-            count_log=work / "plugin.log",
-        )
+        path = _loaded_config(args, procs, work, "y")
         runner = Runner(load(str(path)))
         runner.start()
         threading.Timer(args.interval + args.seconds, runner.stop_requested.set).start()
@@ -147,15 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pdw-profile-"))
     procs = bench.Procs()
     try:
-        targets = bench.TargetServer(procs, work)
-        stub = bench.Stub(procs, work, "main")
-        mix = (gen.mix(args.checks) if args.mixed else
-               gen.mix(args.checks, hang_pct=0, slow_pct=0, flaky_pct=0, http_only=True))
-        config = gen.watchdog_yaml(
-            mix, base_url=targets.url, run="p", folder=work / "p", interval=args.interval,
-            timeout=5, workers=64, pd_url=stub.url, metrics_port=bench.free_port(),
-            count_log=work / "plugin.log",
-        )
+        config = _loaded_config(args, procs, work, "p")
         runner = bench.Runner(procs, config, None)
         runner.wait_started()
         time.sleep(args.interval)
