@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from watchdog import statefile
 from watchdog.model import RESOLVE, TRIGGER, CheckState, Event, ProbeResult
 
 SCHEMA_VERSION = 1
@@ -104,6 +105,27 @@ class StoreLocked(StoreError):
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """A state change the store could not take when it happened, written later by replay().
+
+    Its events were handed to the sender from memory meanwhile: `queue` are those still to
+    send (they join the outbox), `sent` the actions PagerDuty accepted (counted as sent, never
+    queued again), `dead` those it refused, with the reason (kept as dead letters). A
+    `state` of None means the check was removed (its row is deleted).
+    """
+
+    name: str
+    fingerprint: str
+    incident_key: str
+    state: CheckState | None
+    result: ProbeResult | None
+    at: float
+    queue: tuple[Event, ...] = ()
+    sent: tuple[str, ...] = ()
+    dead: tuple[tuple[Event, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class StoredCheck:
     """A check as the store remembers it (the runner's view after a restart)."""
 
@@ -145,6 +167,9 @@ class Store:
         self._sync_lock = threading.Lock()
         self._sync_conn: sqlite3.Connection | None = None
         self._conn: sqlite3.Connection | None = None
+        self._identity: statefile.Identity | None = None
+        self._lock_identity: statefile.Identity | None = None
+        self.warnings: list[str] = []  # permissions we could not narrow, for the runner to log
         if readonly:
             self._conn = self._open_readonly()
         else:
@@ -154,6 +179,13 @@ class Store:
 
     def _open_writable(self) -> sqlite3.Connection:
         self._make_state_dir()
+        try:
+            statefile.create_private(self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create state file {self.path} ({exc.strerror}); check that this user "
+                f"can write {self.state_dir} (ls -ld {self.state_dir})"
+            ) from exc
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -187,6 +219,9 @@ class Store:
         except sqlite3.Error as exc:
             conn.close()
             raise self._open_error(exc) from exc
+        self._identity = statefile.Identity.of(self.path)
+        sides = [self.path + suffix for suffix in statefile.SIDE_FILES]
+        self.warnings += statefile.make_private_files([self.path, *sides])
         return conn
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -237,11 +272,8 @@ class Store:
         )
 
     def _make_state_dir(self) -> None:
-        if os.path.isdir(self.state_dir):
-            return
         try:
-            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-            os.chmod(self.state_dir, 0o700)  # makedirs' mode is filtered by the umask
+            self.warnings += statefile.make_private_dir(self.state_dir)
         except OSError as exc:
             raise StoreError(
                 f"cannot create state_dir {self.state_dir} ({exc.strerror}); create it "
@@ -325,7 +357,97 @@ class Store:
             raise StoreError(f"cannot lock {lock_path} ({exc.strerror})") from exc
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.warnings += statefile.make_private_files([lock_path])
         self._lock_fd = fd
+        info = os.fstat(fd)
+        self._lock_identity = statefile.Identity(info.st_dev, info.st_ino)
+
+    # ------------------------------------------------------------ file health
+
+    def file_problems(self) -> list[str]:
+        """What happened to our files since they were opened (deleted, replaced, read-only).
+
+        Cheap (a few stat calls): the runner asks every second."""
+        if self.readonly or self._conn is None:
+            return []
+        found = statefile.problems(self.path, self._identity)
+        if self._lock_fd is not None:
+            lock_path = os.path.join(self.state_dir, LOCK_NAME)
+            if statefile.Identity.of(lock_path) != self._lock_identity:
+                found.append(f"lock file {lock_path} was deleted or replaced while running")
+        return found
+
+    def rebuild(self) -> None:
+        """Write the open database out again as a new file at its path, and use that.
+
+        For a state file deleted, replaced or made read-only under a running runner: the
+        open connection still reads everything (from the unlinked file, or through its open
+        descriptor), so nothing is lost. A file someone put in its place is moved aside, not
+        overwritten. Raises StoreError when the folder cannot take a new file.
+        """
+        with self._lock, self._sync_lock:
+            tmp = self.path + ".rebuild"
+            self._copy_to(tmp)
+            current = statefile.Identity.of(self.path)
+            try:
+                if current is not None and current != self._identity:
+                    os.replace(self.path, f"{self.path}.replaced-{int(time.time())}")
+                self._close_connections()
+                statefile.remove_side_files(self.path)
+                os.replace(tmp, self.path)
+                statefile.fsync(self.state_dir)
+            except OSError as exc:
+                raise StoreError(
+                    f"could not put a new state file at {self.path} ({exc.strerror}); check "
+                    f"that this user can write {self.state_dir}"
+                ) from exc
+            finally:
+                if self._conn is None:  # reopen whichever file is now at the path
+                    self._conn = self._open_writable()
+                    self._lane_indexes = set()
+        self.relock()
+
+    def _copy_to(self, tmp: str) -> None:
+        """A consistent copy of the live database in a new private file (sqlite3's backup)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        try:
+            statefile.create_private(tmp)
+            target = sqlite3.connect(tmp)
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            statefile.remove_side_files(tmp)
+            statefile.fsync(tmp)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StoreError(
+                f"could not write a new copy of the state file at {tmp} ({exc}); free space "
+                f"or fix the permissions of {self.state_dir}"
+            ) from exc
+
+    def _close_connections(self) -> None:
+        for conn in (self._conn, self._sync_conn):
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        self._conn = self._sync_conn = None
+
+    def relock(self) -> None:
+        """Take the lock again on a lock file that was deleted or replaced (else a second
+        runner could start on this state_dir beside us). Raises StoreLocked if one did."""
+        lock_path = os.path.join(self.state_dir, LOCK_NAME)
+        if self._lock_fd is None or statefile.Identity.of(lock_path) == self._lock_identity:
+            return
+        old, self._lock_fd = self._lock_fd, None
+        try:
+            self.lock()
+        except StoreError:
+            self._lock_fd = old
+            raise
+        os.close(old)
 
     # ------------------------------------------------------------------- checks
 
@@ -384,6 +506,26 @@ class Store:
         with self._transaction("forget check " + repr(name)) as db:
             db.execute("DELETE FROM checks WHERE name = ?", (name,))
             return self._append(db, events)
+
+    def replay(self, changes: Sequence[Deferred]) -> None:
+        """Write state changes that were kept in memory, in their order, in one transaction."""
+        if not changes:
+            return
+        with self._transaction(f"record {len(changes)} changes kept in memory") as db:
+            for change in changes:
+                if change.state is None:
+                    db.execute("DELETE FROM checks WHERE name = ?", (change.name,))
+                else:
+                    db.execute(_UPSERT_CHECK, _check_row(
+                        change.name, change.fingerprint, change.incident_key, change.state,
+                        change.result, change.at,
+                    ))
+                self._append(db, change.queue)
+                for action in change.sent:
+                    _count_sent(db, action)
+                for event, reason in change.dead:
+                    (item_id,) = self._append(db, [event])
+                    _move_to_dead_letters(db, item_id, reason)
 
     def get_meta(self, name: str) -> str | None:
         """A small fact about this state (e.g. where events were last delivered)."""
@@ -509,16 +651,25 @@ class Store:
 
     def mark_sent(self, item_id: int) -> None:
         """PagerDuty accepted it: drop it from the outbox and count it."""
-        with self._transaction(f"mark outbox item {item_id} sent") as db:
-            row = db.execute(
-                "DELETE FROM outbox WHERE id = ? RETURNING action", (item_id,)
-            ).fetchone()
-            if row is not None:
-                db.execute(
-                    "INSERT INTO stats (name, value) VALUES (?, 1) "
-                    "ON CONFLICT (name) DO UPDATE SET value = value + 1",
-                    ("sent_" + row[0],),
-                )
+        self.settle([(item_id, None)])
+
+    def settle(self, outcomes: Sequence[tuple[int, str | None]]) -> None:
+        """Take delivered items out of the outbox in one transaction, in the order given:
+        (id, None) was accepted (counted as sent), (id, reason) refused (a dead letter).
+
+        One transaction for several, so a sender that could not write for a while settles
+        what it delivered meanwhile all at once or not at all: a restart never re-sends an
+        older event of a key whose later event it has forgotten."""
+        with self._transaction(f"settle {len(outcomes)} outbox items") as db:
+            for item_id, reason in outcomes:
+                if reason is not None:
+                    _move_to_dead_letters(db, item_id, reason)
+                    continue
+                row = db.execute(
+                    "DELETE FROM outbox WHERE id = ? RETURNING action", (item_id,)
+                ).fetchone()
+                if row is not None:
+                    _count_sent(db, row[0])
 
     def note_failure(self, item_id: int, error: str) -> None:
         """A delivery attempt failed and will be retried; remember how often and why."""
@@ -530,13 +681,7 @@ class Store:
 
     def dead_letter(self, item_id: int, reason: str) -> None:
         """PagerDuty refused it for good: move it out of the outbox, keeping it for `status`."""
-        with self._transaction(f"dead-letter outbox item {item_id}") as db:
-            db.execute(
-                "INSERT OR REPLACE INTO dead_letters (id, event, created_at, failed_at, reason, "
-                "attempts) SELECT id, event, created_at, ?, ?, attempts FROM outbox WHERE id = ?",
-                (time.time(), reason, item_id),
-            )
-            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        self.settle([(item_id, reason)])
 
     def outbox_stats(self, now: float) -> dict[str, Any]:
         """Counts for `status` and metrics."""
@@ -654,6 +799,23 @@ class Store:
         else:
             hint = "check the disk and the file's permissions"
         return StoreError(f"could not {what} in state file {self.path} ({message}); {hint}")
+
+
+def _count_sent(db: sqlite3.Connection, action: str) -> None:
+    db.execute(
+        "INSERT INTO stats (name, value) VALUES (?, 1) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        ("sent_" + action,),
+    )
+
+
+def _move_to_dead_letters(db: sqlite3.Connection, item_id: int, reason: str) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO dead_letters (id, event, created_at, failed_at, reason, "
+        "attempts) SELECT id, event, created_at, ?, ?, attempts FROM outbox WHERE id = ?",
+        (time.time(), reason, item_id),
+    )
+    db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
 
 def _check_row(
