@@ -12,7 +12,6 @@ All waiting happens on these threads: probes only write to the store and call wa
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import threading
@@ -27,14 +26,18 @@ from pagerduty_api.exceptions import (
     InvalidEventException,
     PagerDutyAPIServerException,
 )
+from watchdog import memqueue
+from watchdog.memqueue import MemoryItem, MemoryQueue
 from watchdog.model import RESOLVE, TRIGGER, Event
-from watchdog.store import OutboxItem, Store
+from watchdog.store import OutboxItem, Store, lane_hash
 
 logger = logging.getLogger("watchdog.sender")
 
 CLIENT_NAME = "pd-watchdog"
 BATCH = 100  # outbox rows a lane reads at a time
 IDLE_POLL = 5.0  # seconds a lane sleeps without wake(): a safety net, not the normal path
+SETTLE_RETRY = 1.0  # seconds between tries to write delivered events out of the outbox
+COMPLAIN_EVERY = 60.0  # seconds between two log lines about the same store trouble
 MAX_ERROR_CHARS = 500  # of an error kept in the outbox / a dead letter's reason
 
 SENT = "sent"
@@ -90,6 +93,7 @@ class Sender:
         lanes: int = 4,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
+        settle_retry: float = SETTLE_RETRY,
         on_result: Callable[[Event, str], None] | None = None,
     ) -> None:
         if lanes < 1:
@@ -99,12 +103,21 @@ class Sender:
         self.lanes = lanes
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.settle_retry = settle_retry
         self.on_result = on_result
         self._wakes = [threading.Event() for _ in range(lanes)]
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._deadline: float | None = None  # monotonic; set by stop()
         self._random = random.Random()
+        self.memory = MemoryQueue()
+        # Outbox items delivered (None) or refused (reason) whose removal from the outbox the
+        # store could not write yet; lanes skip them, and every settle retries them first.
+        self._unsettled: dict[int, str | None] = {}
+        self._settle_lock = threading.Lock()
+        self.settle_error: str | None = None  # why the store did not take the last settle
+        self._complained: dict[str, float] = {}
+        self._complain_lock = threading.Lock()
 
     # --------------------------------------------------------------- public API
 
@@ -137,6 +150,12 @@ class Sender:
             thread.join(timeout=max(0.0, self._deadline - time.monotonic()))
         return self.pending_count()
 
+    def send_from_memory(self, events: list[Event]) -> list[MemoryItem]:
+        """Deliver events the store could not take (see watchdog.memqueue)."""
+        items = self.memory.add(events, lambda event: lane_hash(event.incident_key) % self.lanes)
+        self.wake()
+        return items
+
     def pending_count(self) -> int:
         """Events in the outbox (all lanes), including any a hung request is still carrying."""
         return int(self.store.outbox_stats(time.time())["pending"])
@@ -149,25 +168,29 @@ class Sender:
         while not self._out_of_time():
             wake = self._wakes[lane]
             wake.clear()  # before reading, so a record() after the read still wakes us
+            if self._unsettled:
+                self._settle()
+            items, read_failed = self._read_lane(lane)
+            failures = failures + 1 if read_failed else 0
             try:
-                items = self.store.pending(BATCH, lane=lane, lanes=self.lanes)
-            except Exception:
-                failures += 1
-                logger.exception("sender lane %d: cannot read the outbox", lane)
-                if not self._pause(self._backoff(failures, None)):
-                    return
-                continue
-            failures = 0
-            if not items:
-                if self._stopping.is_set():
-                    return
-                wake.wait(IDLE_POLL)
-                continue
-            try:
-                for item in items:
-                    if self._out_of_time():
+                if items:
+                    for item in items:
+                        if self._out_of_time():
+                            return
+                        self._deliver(lane, item)
+                    continue
+                # Events kept in memory are newer than any stored event of their key; and
+                # when the outbox cannot even be read, a page still beats order.
+                held = self.memory.take(lane)
+                if held is not None:
+                    self._deliver_from_memory(held)
+                elif read_failed:
+                    if not self._pause(self._backoff(failures, None)):
                         return
-                    self._deliver(lane, item)
+                elif self._stopping.is_set():
+                    return
+                else:
+                    wake.wait(self.settle_retry if self._unsettled else IDLE_POLL)
             except _Stopped:
                 return
             except Exception:  # a bug here must not silence a lane for the process lifetime
@@ -175,6 +198,45 @@ class Sender:
                 logger.exception("sender lane %d: unexpected error; carrying on", lane)
                 if not self._pause(self._backoff(failures, None)):
                     return
+
+    def _read_lane(self, lane: int) -> tuple[list[OutboxItem], bool]:
+        """The lane's next stored events, less those delivered but not yet settled."""
+        try:
+            items = self.store.pending(BATCH, lane=lane, lanes=self.lanes)
+        except Exception as exc:
+            self._complain("read", f"cannot read the outbox: {exc}")
+            return [], True
+        return [item for item in items if item.id not in self._unsettled], False
+
+    def _deliver_from_memory(self, held: MemoryItem) -> None:
+        """One attempt at an event kept in memory; its fate is kept on the item."""
+        event = held.event
+        try:
+            self._send(event)
+        except Exception as exc:
+            if _is_refusal(exc):
+                reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
+                self.memory.settle(held, memqueue.DEAD, reason)
+                logger.error("dead letter %s %s (not yet recorded): refused: %s",
+                             event.action, event.incident_key, reason)
+                self._report(event, DEAD_LETTER)
+                return
+            self.memory.settle(held, memqueue.QUEUED)
+            delay = self._backoff(held.attempts, getattr(exc, "retry_after", None))
+            logger.warning("retry %s %s (not yet recorded): attempt %d failed: %s; next try "
+                           "in %.2f s", event.action, event.incident_key, held.attempts,
+                           self._describe(exc, invalid=False), delay)
+            self._report(event, RETRY)
+            if not self._pause(delay):
+                raise _Stopped from None
+            return
+        self.memory.settle(held, memqueue.SENT)
+        if isinstance(self.alert, LoggingAlert):
+            self._report(event, DRY_RUN)
+            return
+        logger.info("sent %s %s (from memory: the state store could not record it yet)",
+                    event.action, event.incident_key)
+        self._report(event, SENT)
 
     def _deliver(self, lane: int, item: OutboxItem) -> None:
         """Send one event until PagerDuty takes or refuses it; raises _Stopped on stop()."""
@@ -188,7 +250,7 @@ class Sender:
                     attempts = self._retry_later(item, attempts, exc)
                     continue
                 reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
-                self._persist(lane, functools.partial(self.store.dead_letter, item.id, reason))
+                self._settle(item.id, reason)
                 logger.error(
                     "dead letter %s %s (id %d): refused, never to be accepted: %s",
                     event.action,
@@ -198,9 +260,9 @@ class Sender:
                 )
                 self._report(event, DEAD_LETTER)
                 return
-            # Accepted. Until mark_sent commits, a crash resends it (PagerDuty dedups by key);
-            # the lane must not move past it before that, or a resend could overtake a resolve.
-            self._persist(lane, functools.partial(self.store.mark_sent, item.id))
+            # Accepted. Until the store takes it out, a crash resends it (PagerDuty dedups by
+            # key); settling keeps the outbox's order, so a resend never overtakes a resolve.
+            self._settle(item.id, None)
             if isinstance(self.alert, LoggingAlert):
                 self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
                 return
@@ -257,23 +319,40 @@ class Sender:
 
     # ------------------------------------------------------------------ helpers
 
-    def _persist(self, lane: int, write: Callable[[], None]) -> None:
-        """Retry a store write (mark_sent / dead_letter) until it commits; the lane waits."""
-        failures = 0
-        while True:
+    def _settle(self, item_id: int | None = None, reason: str | None = None) -> bool:
+        """Take a delivered item out of the outbox (reason: refused, a dead letter).
+
+        What the store cannot take now (a full disk) is kept here, skipped by the lanes, and
+        written with the next settle that works, all in one transaction in outbox order."""
+        with self._settle_lock:
+            if item_id is not None:
+                self._unsettled[item_id] = reason
+            if not self._unsettled:
+                return True
+            outcomes = sorted(self._unsettled.items())
             try:
-                write()
-                return
+                self.store.settle(outcomes)
             except Exception as exc:
-                if self._stopping.is_set():
-                    # Typically the store closed after stop() while this request hung; the
-                    # event is still queued and will be sent again (harmless) on next start.
-                    logger.warning("sender lane %d: outbox not updated after stop: %s", lane, exc)
-                    raise _Stopped from None
-                failures += 1
-                logger.exception("sender lane %d: cannot update the outbox", lane)
-                if not self._pause(self._backoff(failures, None)):
-                    raise _Stopped from None
+                self.settle_error = str(exc)
+                self._complain("settle", f"cannot update the outbox; {len(outcomes)} delivered "
+                               f"events kept in memory until it can: {exc}")
+                return False
+            self._unsettled.clear()
+            if self.settle_error is not None:
+                self.settle_error = None
+                logger.info("sender: the outbox is updated again (%d delivered events settled)",
+                            len(outcomes))
+            return True
+
+    def _complain(self, kind: str, message: str) -> None:
+        """One line per kind of trouble per COMPLAIN_EVERY seconds, not one per attempt."""
+        now = time.monotonic()
+        with self._complain_lock:
+            last = self._complained.get(kind)
+            if last is not None and now - last < COMPLAIN_EVERY:
+                return
+            self._complained[kind] = now
+        logger.error("sender: %s", message)
 
     def _note_failure(self, item_id: int, error: str) -> None:
         try:
