@@ -347,6 +347,14 @@ class Reference:
         self.dead = Gauge("pd_watchdog_outbox_dead_letters",
                           "Events PagerDuty refused for good (see `pd-watchdog status`).",
                           registry=r)
+        self.store_ok = Gauge(
+            "pd_watchdog_state_store_ok",
+            "1 while the state file takes every write; 0 while changes are kept in memory "
+            "(pages still go out; see `pd-watchdog status`).", registry=r)
+        self.store_ok.set(1)
+        self.held = Gauge("pd_watchdog_state_unrecorded_changes",
+                          "State changes kept in memory because the state file could not take "
+                          "them.", registry=r)
         self.info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
         self.checks = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
         self.scheduler: dict[str, tuple[int, int]] = {}

@@ -176,6 +176,17 @@ class Metrics:
             "pd_watchdog_outbox_dead_letters",
             "Events PagerDuty refused for good (see `pd-watchdog status`).", registry=r,
         )
+        self._store_ok = Gauge(
+            "pd_watchdog_state_store_ok",
+            "1 while the state file takes every write; 0 while changes are kept in memory "
+            "(pages still go out; see `pd-watchdog status`).", registry=r,
+        )
+        self._store_ok.set(1)
+        self._held = Gauge(
+            "pd_watchdog_state_unrecorded_changes",
+            "State changes kept in memory because the state file could not take them.",
+            registry=r,
+        )
         self._info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
         self._count = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
         for action in (TRIGGER, RESOLVE):
@@ -233,6 +244,11 @@ class Metrics:
         self._pending.set(stats.get("pending") or 0)
         self._oldest.set(stats.get("oldest_pending_age") or 0.0)
         self._dead.set(stats.get("dead_letters") or 0)
+
+    def set_store(self, ok: bool, held: int) -> None:
+        """Whether the state file takes writes, and how many changes wait in memory."""
+        self._store_ok.set(1 if ok else 0)
+        self._held.set(held)
 
     def forget(self, check_name: str) -> None:
         """Drop a removed check's series, so dashboards don't show it frozen forever."""

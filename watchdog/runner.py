@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -21,6 +22,8 @@ from watchdog.heartbeat import Heartbeat
 from watchdog.metrics import Metrics, MetricsServer
 from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import Notifier
+from watchdog.recorder import Recorder
+from watchdog.runtime import RuntimeFile
 from watchdog.scheduler import Scheduler
 from watchdog.sender import LoggingAlert, Sender
 from watchdog.state import Known, describe, next_interval, reconcile, retrigger, step
@@ -64,6 +67,8 @@ class Runner:
         self._unsaved: dict[str, tuple[str, ProbeResult, float]] = {}
         self._skipped_shown: dict[str, tuple[int, int]] = {}
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
+        self.recorder = Recorder(self.store, self.sender)
+        self.runtime = RuntimeFile(self.store.state_dir)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
 
     @property
@@ -81,8 +86,9 @@ class Runner:
 
     def start(self) -> None:
         """Load what the last run left, apply the config, start sending and scheduling."""
-        for warning in self.config.warnings:
+        for warning in [*self.config.warnings, *self.store.warnings]:
             log.warning("%s", warning)
+        self.runtime.open()
         if self.force_dry_run and not self.config.dry_run:
             log.warning("dry-run (--dry-run): events are logged, not sent to PagerDuty")
         stored = self.store.load_checks()
@@ -131,7 +137,9 @@ class Runner:
             return
         logs.add_secrets([config.heartbeat.url])  # ping URLs carry their token
         beat = config.heartbeat
-        self.heartbeat = Heartbeat(beat.url, beat.interval, beat.timeout, lambda: self.health()[0])
+        self.heartbeat = Heartbeat(
+            beat.url, beat.interval, beat.timeout, lambda: self.service_health()[0]
+        )
         self.heartbeat.start()
 
     def install_signal_handlers(self) -> None:
@@ -180,26 +188,45 @@ class Runner:
         return True, "ok"
 
     def service_health(self) -> tuple[bool, str]:
-        """health() plus delivery, for the heartbeat and /healthz: a runner that cannot get
-        pages to PagerDuty must stop saying it is fine. (Not for WATCHDOG=1: a restart does
-        not fix PagerDuty.)"""
+        """health() plus delivery and the state file, for the heartbeat and /healthz: a
+        runner that cannot get pages to PagerDuty, or cannot record them, must stop saying it
+        is fine. (Not for WATCHDOG=1: a restart fixes neither PagerDuty nor a full disk.)"""
         healthy, why = self.health()
         if not healthy:
             return healthy, why
+        degraded = self.degraded()
+        if degraded:
+            return False, degraded
         age = self._outbox.get("oldest_pending_age") or 0.0
         if age > DELIVERY_STALL:
             return False, f"an event has waited {age:.0f}s for PagerDuty; see `status`"
         return True, "ok"
 
+    def degraded(self) -> str | None:
+        """Why the state file cannot be trusted right now (pages still go out), or None."""
+        trouble = self.recorder.trouble or self.sender.settle_error
+        if trouble is None:
+            return None
+        held = self.recorder.held
+        kept = f"; {held} state changes kept in memory" if held else ""
+        return f"degraded: cannot record state ({trouble}){kept}; pages still go out"
+
     def _longest_timeout(self) -> float:
         return max((check.timeout for check in self.config.checks), default=0.0)
 
     def _housekeeping(self) -> None:
-        """Save batched results; refresh what is read from outside: STATUS= and metrics."""
+        """Check the state files, write what waits in memory and the batched results; refresh
+        what is read from outside: STATUS=, runtime.json and metrics."""
         with self._lock:
             if not self._closing:
+                self.recorder.check_files()
+                self.recorder.flush()
                 self._save_unsaved()
-        stats = self.store.outbox_stats(time.time())
+                self.runtime.write(self._runtime_report())
+        try:
+            stats = self.store.outbox_stats(time.time())
+        except StoreError:
+            stats = self._outbox or {"pending": 0, "dead_letters": 0}  # said by the recorder
         self._outbox = stats
         status = self._status_line(stats["pending"], stats["dead_letters"])
         if status != self._status:
@@ -207,6 +234,7 @@ class Runner:
             self.notifier.status(status)
         if self.metrics is not None:
             self.metrics.set_outbox(stats)
+            self.metrics.set_store(self.degraded() is None, self.recorder.held)
             for name, counts in list(self.scheduler.stats.items()):
                 shown = (counts.skipped, counts.missed)
                 if self._skipped_shown.get(name) != shown:
@@ -216,10 +244,23 @@ class Runner:
     def _status_line(self, pending: int, dead_letters: int = 0) -> str:
         mode = " (dry-run)" if self.dry_run else ""
         dead = f", {dead_letters} dead letters (see status)" if dead_letters else ""
-        return (
+        degraded = self.degraded()
+        line = (
             f"{len(self.checks)} checks, {self.triggered_count()} triggered, "
             f"{pending} events pending{dead}{mode}"
         )
+        return f"DEGRADED: {degraded}; {line}" if degraded else line
+
+    def _runtime_report(self) -> dict:
+        """For `status` (see watchdog.runtime): call with self._lock held."""
+        return {
+            "pid": os.getpid(),
+            "running": True,
+            "degraded": self.degraded(),
+            "degraded_for": self.recorder.degraded_for(),
+            "held": self.recorder.held,
+            "checks": self.recorder.held_states(),
+        }
 
     def shutdown(self) -> int:
         """Stop scheduling, let probes finish briefly, flush what can be sent; return pending."""
@@ -237,12 +278,16 @@ class Runner:
         with self._lock:
             self._closing = True
             self._save_unsaved()
+            self.recorder.flush()
         pending = self.sender.stop(FLUSH_TIMEOUT)
+        with self._lock:
+            self._report_unrecorded()
         if pending:
             log.warning("stopped with %d events pending; they are sent at the next start", pending)
         else:
             log.info("stopped; nothing pending")
         self.store.close()
+        self.runtime.close()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.notifier.close()
@@ -305,7 +350,6 @@ class Runner:
     def _apply(self, config: Config, known: dict[str, Known] | None = None) -> None:
         """Reconcile and install a config in one hold of the lock, so that no probe result
         lands between reading the states and writing them back (it would be lost)."""
-        queued = False
         now = time.time()
         with self._lock:
             self._save_unsaved()  # before rows are rewritten: a later flush must not undo them
@@ -316,7 +360,7 @@ class Runner:
                 }
             plan = reconcile(known, config.checks, config.pagerduty.source)
             for name, events in plan.forget.items():
-                self.store.forget(name, events)
+                self.recorder.forget(name, events)
                 self._skipped_shown.pop(name, None)
                 self.checks.pop(name, None)
                 self.policies.pop(name, None)
@@ -329,7 +373,6 @@ class Runner:
                         name,
                         events[0].incident_key,
                     )
-                    queued = True
                 else:
                     log.info("check %s: removed", name)
             for check in config.checks:
@@ -337,7 +380,7 @@ class Runner:
                 state = plan.states[name]
                 events = plan.events.get(name, [])
                 if name in plan.changed or name not in known or events:
-                    self.store.record(
+                    self.recorder.record(
                         name, check.fingerprint, check.incident_key, state, None, now, events
                     )
                 for event in events:
@@ -346,14 +389,11 @@ class Runner:
                         name,
                         event.incident_key,
                     )
-                    queued = True
                 if name in plan.changed and known:
                     log.info("check %s: definition changed", name)
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
-        if queued:
-            self.sender.wake()
 
     def _resync_delivery(self) -> None:
         """Re-send the trigger of every open incident when events start going somewhere new.
@@ -382,7 +422,7 @@ class Runner:
                     )
                     if events:
                         check = self.checks[name]
-                        self.store.record(
+                        self.recorder.record(
                             name, check.fingerprint, check.incident_key, state, None, now, events
                         )
                         resent += 1
@@ -392,8 +432,8 @@ class Runner:
                     "re-sending the trigger of %d open incidents",
                     resent,
                 )
-                self.sender.wake()
-        self.store.set_meta("delivery_target", target)
+        with self._lock:
+            self.recorder.write(lambda: self.store.set_meta("delivery_target", target))
 
     # --- results ------------------------------------------------------------------------
 
@@ -415,7 +455,7 @@ class Runner:
             if events or after != before:
                 # A change of state is written at once, with its events, before any is sent.
                 self._unsaved.pop(check.name, None)
-                self.store.record(
+                self.recorder.record(
                     check.name, check.fingerprint, check.incident_key, after, result, started,
                     events,
                 )
@@ -425,8 +465,6 @@ class Runner:
             self.states[check.name] = after
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned)
-        if events:
-            self.sender.wake()
         if after != before:
             was, now = describe(before, policy), describe(after, policy)
             if was != now:
@@ -445,16 +483,25 @@ class Runner:
             self.scheduler.check_sooner(check.name, next_interval(after, check))
 
     def _save_unsaved(self) -> None:
-        """Write the batched results (call with self._lock held)."""
+        """Write the batched results (call with self._lock held); kept until that works."""
         if not self._unsaved:
             return
-        try:
-            self.store.record_results(list(self._unsaved.values()))
-        except StoreError as exc:  # only last_result is at stake: keep it, try again later
-            log.error("could not save the latest results (kept, retried in %.0fs): %s",
-                      HOUSEKEEPING, exc)
+        rows = list(self._unsaved.values())
+        if self.recorder.write(lambda: self.store.record_results(rows)):
+            self._unsaved.clear()
+
+    def _report_unrecorded(self) -> None:
+        """At a stop with changes still in memory: say what the next start will not know."""
+        held = self.recorder.held_states()
+        if not held:
             return
-        self._unsaved.clear()
+        opened = sorted(name for name, kept in held.items()
+                        if kept["state"] and kept["state"].get("triggered"))
+        log.error(
+            "stopping with %d state changes the state file could not take (%s): they are "
+            "lost. Incidents opened meanwhile that the next start will not know of: %s",
+            len(held), self.recorder.trouble, ", ".join(opened) or "none",
+        )
 
     def _on_sent(self, event: Event, outcome: str) -> None:
         if self.metrics is not None:

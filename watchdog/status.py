@@ -6,9 +6,10 @@ import json
 import time
 from typing import Any
 
+from watchdog import runtime
 from watchdog.config import Config
 from watchdog.logs import mask, mask_data
-from watchdog.model import Policy
+from watchdog.model import CheckState, Policy
 from watchdog.state import describe
 from watchdog.store import Store
 
@@ -56,7 +57,54 @@ def collect(config: Config, now: float | None = None) -> dict[str, Any]:
                 age=None if row.last_at is None else max(0.0, now - row.last_at),
             )
         rows.append(entry)
-    return {"state_dir": config.state_dir, "checks": rows, "outbox": outbox, "dead_letters": dead}
+    live = runtime.read(config.state_dir)
+    if live is not None:
+        _overlay(rows, live, configured, now)
+    return {
+        "state_dir": config.state_dir,
+        "runner": _runner(live),
+        "checks": rows,
+        "outbox": outbox,
+        "dead_letters": dead,
+    }
+
+
+def _runner(live: dict[str, Any] | None) -> dict[str, Any]:
+    if live is None:
+        return {"running": False, "degraded": None}
+    return {
+        "running": True,
+        "pid": live.get("pid"),
+        "degraded": live.get("degraded"),
+        "degraded_for": live.get("degraded_for"),
+        "unrecorded_changes": live.get("held", 0),
+    }
+
+
+def _overlay(rows: list[dict[str, Any]], live: dict[str, Any], configured: dict,
+             now: float) -> None:
+    """Show the newest state the live runner holds in memory, which the file has not got."""
+    held = live.get("checks") or {}
+    for entry in rows:
+        kept = held.get(entry["name"])
+        if not kept or not kept.get("state"):
+            continue
+        state = CheckState.from_dict(kept["state"])
+        check = configured.get(entry["name"])
+        policy = Policy.of(check) if check else Policy(name=entry["name"], incident_key="",
+                                                        source="")
+        entry.update(
+            state=describe(state, policy),
+            triggered=state.triggered,
+            severity=state.severity,
+            failures=state.failures,
+            passes=state.passes,
+            unrecorded=True,
+        )
+        if kept.get("summary") is not None:
+            entry["last_result"] = {"ok": kept.get("ok"), "summary": kept["summary"]}
+            entry["last_at"] = kept.get("at")
+            entry["age"] = None if kept.get("at") is None else max(0.0, now - kept["at"])
 
 
 def render_json(data: dict[str, Any], secrets: frozenset[str]) -> str:
@@ -70,6 +118,8 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
     lines = [("CHECK", "STATE", "LAST", "AGE", "INCIDENT KEY", "SUMMARY")]
     for row in data["checks"]:
         state = row["state"]
+        if row.get("unrecorded"):
+            state += " (in memory only)"
         if row.get("triggered_since"):
             state += f" {_age(now - row['triggered_since'])}"
         if not row["configured"]:
@@ -87,7 +137,8 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
             )
         )
     widths = [max(len(str(line[i])) for line in lines) for i in range(5)]
-    text = [
+    text = _runner_lines(data.get("runner") or {})
+    text += [
         "  ".join(str(col).ljust(widths[i]) for i, col in enumerate(line[:5])) + "  " + line[5]
         for line in lines
     ]
@@ -102,6 +153,19 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
     for letter in data["dead_letters"]:
         text.append(f"  dead letter: {letter}")
     return mask("\n".join(line.rstrip() for line in text), secrets)
+
+
+def _runner_lines(runner: dict[str, Any]) -> list[str]:
+    degraded = runner.get("degraded")
+    if not degraded:
+        return []
+    return [
+        f"RUNNER DEGRADED for {_age(runner.get('degraded_for'))} (pid {runner.get('pid')}): "
+        f"{degraded}",
+        "  checks marked (in memory only) show the runner's newest state, which the state "
+        "file does not have yet",
+        "",
+    ]
 
 
 def _age(seconds: float | None) -> str:
