@@ -327,3 +327,212 @@ def test_a_failing_tick_is_logged_and_scheduling_goes_on(monkeypatch, caplog):
     with Driver(sched):
         wait_until(lambda: probe.calls >= 2)
     assert "a tick failed" in caplog.text
+
+
+# --- the loop did not run (process stopped, VM paused, loop blocked) ----------------------
+
+FREEZE = 1.0  # seconds the loop is blocked: past the probes' 0.6 s timeout
+
+
+@pytest.fixture
+def quick_beats(monkeypatch):
+    """The loop beats every 50 ms, so a stop of 0.4 s is a pause (in production: 0.5 s, 2 s)."""
+    monkeypatch.setattr(scheduler_module, "MAX_SLEEP", 0.05)
+    monkeypatch.setattr(scheduler_module.aio, "PAUSE", 0.4)
+
+
+class AsyncAnswering:
+    """Answers when `answer` is set, or at once after its first run, and judges the answer
+    against its deadline in loop time, as the HTTP probe does: an answer that arrived while
+    the loop was stopped is still a timeout if the deadline passed meanwhile."""
+
+    def __init__(self, *, late: float = 0.0):
+        self.late = late  # > timeout: every run genuinely times out
+        self.calls = 0
+        self.answer: asyncio.Future | None = None
+
+    async def run(self, timeout: float) -> ProbeResult:
+        self.calls += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self.calls == 1 and not self.late:
+            self.answer = loop.create_future()
+            await self.answer  # the result is judged before the loop's next tick
+        else:
+            await asyncio.sleep(self.late)
+        if loop.time() > deadline:
+            return ProbeResult(ok=False, summary=f"timed out after {timeout}s")
+        return ProbeResult(ok=True, summary="ok")
+
+    def freeze(self, sched: Scheduler) -> None:
+        """Stop the loop thread for FREEZE seconds; the answer arrives as it resumes."""
+
+        def frozen() -> None:
+            time.sleep(FREEZE)
+            self.answer.set_result(None)
+
+        sched._loop.call_soon_threadsafe(frozen)
+
+
+class BlockingAnswering:
+    """The worker-pool twin of AsyncAnswering: deadline in time.monotonic(), as a command's."""
+
+    def __init__(self, *, late: float = 0.0):
+        self.late = late
+        self.calls = 0
+        self.in_flight = threading.Event()
+        self.answer = threading.Event()
+
+    def run(self, timeout: float) -> ProbeResult:
+        self.calls += 1
+        deadline = time.monotonic() + timeout
+        if self.calls == 1 and not self.late:
+            self.in_flight.set()
+            self.answer.wait(10)
+        else:
+            time.sleep(self.late)
+        if time.monotonic() > deadline:
+            return ProbeResult(ok=False, summary=f"timed out after {timeout}s")
+        return ProbeResult(ok=True, summary="ok")
+
+    def freeze(self, sched: Scheduler) -> None:
+        """The whole process stops: the loop, and this worker, which answers as it resumes."""
+
+        def frozen() -> None:
+            time.sleep(FREEZE)
+            self.answer.set()
+
+        sched._loop.call_soon_threadsafe(frozen)
+
+
+def in_flight(probe) -> bool:
+    if isinstance(probe, AsyncAnswering):
+        return probe.answer is not None
+    return probe.in_flight.is_set()
+
+
+def timed(name, probe):
+    return Check(name=name, kind="fake", probe=probe, interval=60, timeout=0.6, fingerprint="f")
+
+
+@pytest.mark.parametrize("kind", [AsyncAnswering, BlockingAnswering])
+def test_a_failure_across_a_pause_is_dropped_and_the_check_probed_again_at_once(
+    quick_beats, caplog, kind
+):
+    probe = kind()
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(r), workers=2)
+    sched.set_checks([timed("web", probe)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: in_flight(probe))
+        probe.freeze(sched)
+        wait_until(lambda: seen)
+    assert [r.ok for r in seen] == [True]  # the re-probe's pass; the timeout never got out
+    assert probe.calls == 2  # at once: the check's next planned run is a minute away
+    assert sched.stats["web"].discarded == 1 and sched.stats["web"].runs == 2
+    [line] = [r.getMessage() for r in caplog.records if "was not running" in r.getMessage()]
+    assert "the 1 probe(s) then in flight" in line
+
+
+@pytest.mark.parametrize("kind", [AsyncAnswering, BlockingAnswering])
+def test_a_timeout_without_a_pause_is_still_a_failure(quick_beats, caplog, kind):
+    probe = kind(late=0.8)  # answers after its 0.6 s timeout, the loop running throughout
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(r), workers=2)
+    sched.set_checks([timed("slow", probe)], spread=False)
+    time.sleep(0.5)  # nor is the time between building the scheduler and starting it a pause
+    with Driver(sched):
+        wait_until(lambda: seen)
+    assert not seen[0].ok and "timed out" in seen[0].summary
+    assert probe.calls == 1 and sched.stats["slow"].discarded == 0
+    assert "was not running" not in caplog.text
+
+
+def test_a_failure_that_ends_during_shutdown_is_delivered_not_re_probed(quick_beats):
+    """While stopping the loop no longer ticks: that quiet is not a pause."""
+    release = threading.Event()
+
+    class Failing:
+        def run(self, timeout: float) -> ProbeResult:
+            release.wait(10)
+            return ProbeResult(ok=False, summary="down")
+
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(r.summary), workers=1)
+    sched.set_checks([make("down", Failing())], spread=False)
+    sched.start()
+    wait_until(lambda: sched.running() == 1)
+    threading.Timer(0.6, release.set).start()
+    assert sched.shutdown(5) is True
+    assert seen == ["down"]
+
+
+def test_a_pass_across_a_pause_is_kept(quick_beats):
+    class Patient(AsyncAnswering):
+        async def run(self, timeout: float) -> ProbeResult:
+            await super().run(timeout)
+            return ProbeResult(ok=True, summary="ok")  # whatever the clock says
+
+    probe = Patient()
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(r), workers=1)
+    sched.set_checks([timed("web", probe)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: in_flight(probe))
+        probe.freeze(sched)
+        wait_until(lambda: seen)
+    assert [r.ok for r in seen] == [True] and probe.calls == 1
+    assert sched.stats["web"].discarded == 0
+
+
+def test_a_loop_that_keeps_pausing_still_lets_a_real_failure_through(
+    quick_beats, monkeypatch, caplog
+):
+    """Each re-probe spans a new pause, so each is dropped too, but only MAX_REPROBES times."""
+    monkeypatch.setattr(scheduler_module, "MAX_REPROBES", 2)
+
+    class Stalling:
+        calls = 0
+
+        async def run(self, timeout: float) -> ProbeResult:
+            self.calls += 1
+            await asyncio.sleep(0)
+            time.sleep(0.5)  # the loop stops while this probe is in flight
+            return ProbeResult(ok=False, summary="down")
+
+    probe = Stalling()
+    seen = []
+    sched = Scheduler(lambda c, r, p, s: seen.append(r), workers=1)
+    sched.set_checks([timed("down", probe)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: seen)
+    assert [r.summary for r in seen] == ["down"]
+    assert probe.calls == 3 and sched.stats["down"].discarded == 2
+    assert "failed across 3 loop pauses in a row" in caplog.text
+
+
+def test_rounds_missed_while_the_loop_was_stopped_are_counted_not_replayed(quick_beats):
+    starts: list[float] = []
+
+    class Quick:
+        def run(self, timeout: float) -> ProbeResult:
+            starts.append(time.monotonic())
+            return ProbeResult(ok=True, summary="ok")
+
+    resumed: list[float] = []
+
+    def frozen() -> None:
+        time.sleep(FREEZE)  # ten 0.1 s rounds go by
+        resumed.append(time.monotonic())
+
+    sched = Scheduler(lambda *a: None, workers=2)
+    sched.set_checks([make("a", Quick(), interval=0.1)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: len(starts) >= 2)
+        sched._loop.call_soon_threadsafe(frozen)
+        wait_until(lambda: resumed and len([t for t in starts if t > resumed[0]]) >= 3)
+    after = [t for t in starts if t > resumed[0]]
+    # Fixed rate after the late run: its third run is a whole interval after the first,
+    # where replaying the missed rounds would have started them all at once.
+    assert after[2] - after[0] >= 0.1 - 0.005
+    assert sched.stats["a"].missed >= FREEZE / 0.1 - 2

@@ -14,6 +14,10 @@ wall-clock instants, so the loop wakes once per grid slot for all the checks due
 instead of once per check. Each wake-up costs system calls, which dominate a loopback probe:
 measured here, probes started 20 at a time cost a third of the CPU of probes started one by
 one, with no lag (checks start when planned; the plan groups them).
+
+When the loop did not run for a while (the process stopped, a VM paused: aio.PauseWatch),
+the rounds it missed are counted and skipped, and a probe that failed across the pause is
+not believed: its deadline ran out while nothing ran, so the check is probed again at once.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ CLOCK_STEP = datetime.timedelta(seconds=2)  # wall-clock moves beyond this are s
 MAX_SLEEP = 0.5  # seconds the loop sleeps at most, so last_tick shows it is alive
 GRID = 0.25  # seconds: spread first runs and retries over instants this far apart
 CALL_TIMEOUT = 30.0  # seconds another thread waits for the loop to apply set_checks
+# Failures in a row one check may have dropped for loop pauses: a loop that keeps pausing
+# must still let a real failure through.
+MAX_REPROBES = 3
 
 # on_result(check, result, planned_start, started) — wall-clock seconds since the epoch.
 ResultHandler = Callable[[Check, ProbeResult, float, float], None]
@@ -55,6 +62,7 @@ class CheckStats:
     runs: int = 0
     skipped: int = 0
     missed: int = 0
+    discarded: int = 0  # failures dropped because the run spanned a pause of the loop
 
 
 class _HeapScheduler(schedule.Scheduler):
@@ -161,6 +169,8 @@ class Scheduler:
         self._checks: dict[str, Check] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._async_probes: dict[int, tuple[Any, bool]] = {}
+        self._pauses = aio.PauseWatch(time.monotonic())
+        self._reprobes: dict[str, int] = {}  # check -> failures dropped in a row for pauses
         self._stopped = False
         self._idle = threading.Condition()
         self.busy_workers = 0  # blocking probes handed to the pool and not back yet
@@ -244,6 +254,7 @@ class Scheduler:
     def _serve(self) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
+        self._pauses.restart(time.monotonic())  # the time before start() was no pause
         loop.call_soon(self._on_timer)
         try:
             loop.run_forever()
@@ -261,6 +272,7 @@ class Scheduler:
             return
         idle = MAX_SLEEP
         try:
+            self._note_pause(time.monotonic())
             idle = self.tick()
         except Exception:  # a bug must not stop every check: log it, tick again soon
             log.exception("scheduler: a tick failed")
@@ -312,6 +324,7 @@ class Scheduler:
         for name in list(self.stats):
             if name not in wanted:
                 del self.stats[name]
+                self._reprobes.pop(name, None)
         live = {id(check.probe) for check in self._checks.values()}
         for key in [key for key in self._async_probes if key not in live]:
             del self._async_probes[key]
@@ -346,13 +359,19 @@ class Scheduler:
 
         return start
 
+    def _reprobe(self, name: str) -> None:
+        """Run the check now, outside its schedule (unless it is running or gone)."""
+        check = self._checks.get(name)
+        if check is not None and name not in self._running and not self._stopped:
+            self._running[name] = self._loop.create_task(self._probe(check, time.time()))
+
     def _missed(self, job: schedule.Job, count: int) -> None:
         stats = self.stats.get(getattr(job, "check_name", ""))
         if stats is not None:
             stats.missed += count
 
     async def _probe(self, check: Check, planned: float) -> None:
-        started = time.time()
+        started, began = time.time(), time.monotonic()
         try:
             try:
                 if self._is_async(check.probe):
@@ -367,6 +386,9 @@ class Scheduler:
             stats = self.stats.get(check.name)
             if stats is not None:
                 stats.runs += 1
+            if self._discard(check, result, began):
+                return
+            self._reprobes.pop(check.name, None)
             self._on_result(check, result, planned, started)
         except asyncio.CancelledError:
             pass  # shutdown, or a reload replaced the check: the result is not wanted
@@ -374,6 +396,40 @@ class Scheduler:
             log.exception("check %s: handling its result failed", check.name)
         finally:
             self._finished(check.name, asyncio.current_task())
+
+    def _note_pause(self, now: float) -> None:
+        pause = self._pauses.beat(now)
+        if pause is not None:
+            log.warning(
+                "event loop was not running for %.1fs (process stopped, VM paused or loop "
+                "blocked); a failure of the %d probe(s) then in flight is not counted: its "
+                "check is probed again at once", pause.seconds, len(self._running))
+
+    def _discard(self, check: Check, result: ProbeResult, began: float) -> bool:
+        """True for a failure to drop: its run spanned a pause, so its deadline may have run
+        out while nothing ran. The check is probed again at once (once _probe has finished:
+        no overlap); that run starts after the pause, so a check is re-probed once per pause.
+        """
+        if result.ok or self._stopped:
+            return False  # a pass is a pass; at shutdown no re-probe could run
+        now = time.monotonic()
+        self._note_pause(now)  # a timeout may fire before the first tick after a resume
+        pause = self._pauses.spanned(began, now)
+        if pause is None:
+            return False
+        dropped = self._reprobes.get(check.name, 0)
+        if dropped >= MAX_REPROBES:
+            log.warning("check %s: failed across %d loop pauses in a row; counting this failure",
+                        check.name, dropped + 1)
+            return False
+        self._reprobes[check.name] = dropped + 1
+        stats = self.stats.get(check.name)
+        if stats is not None:
+            stats.discarded += 1
+        log.debug("check %s: failure not counted, its run spanned a %.1fs pause: %s",
+                  check.name, pause.seconds, result.summary)
+        self._loop.call_soon(self._reprobe, check.name)
+        return True
 
     def _is_async(self, probe: Any) -> bool:
         """is_async(probe), remembered per probe object (inspect's answer costs ~3 %)."""
