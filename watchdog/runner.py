@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 
 from pagerduty_api import Alert
-from watchdog import __version__, logs
+from watchdog import __version__, aio, logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.heartbeat import Heartbeat
 from watchdog.metrics import Metrics, MetricsServer
@@ -60,6 +60,7 @@ class Runner:
         self.metrics_server: MetricsServer | None = None
         self.heartbeat: Heartbeat | None = None
         self._next_housekeeping = 0.0
+        self._resumed = 0.0  # monotonic: when the process last came back from a pause
         self._status = ""
         self._outbox: dict = {}
         # Results that changed no state, waiting for the next flush (name -> row); a state
@@ -162,7 +163,13 @@ class Runner:
         scheduler's loop and workers) says all is well.
         """
         self.scheduler.start()
+        last_round = time.monotonic()
         while not self.stop_requested.is_set():
+            if time.monotonic() - last_round > aio.PAUSE:
+                # This thread did not run either: the process was stopped or the VM paused,
+                # so the scheduler's quiet loop is no wedge; judge it from now on.
+                self._resumed = time.monotonic()
+            last_round = time.monotonic()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
@@ -178,8 +185,9 @@ class Runner:
         """Healthy while the loop ticks and probes still finish (for WATCHDOG=1, heartbeat,
         /healthz): a stuck loop or a pool whose every worker hangs is not healthy."""
         now = time.monotonic()
-        if now - self.scheduler.last_tick > LOOP_STALL:
-            return False, f"scheduler loop has not run for {now - self.scheduler.last_tick:.0f}s"
+        last_tick = max(self.scheduler.last_tick, self._resumed)
+        if now - last_tick > LOOP_STALL:
+            return False, f"scheduler loop has not run for {now - last_tick:.0f}s"
         if (
             self.scheduler.busy_workers >= self.config.workers
             and now - self.scheduler.last_finished > STALL + self._longest_timeout()
