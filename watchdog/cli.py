@@ -72,7 +72,21 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("config", metavar="CONFIG")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
-    for command in (run, validate, check, status):
+    outbox = sub.add_parser(
+        "outbox",
+        help="list events waiting for PagerDuty and dead letters; retry or drop them",
+        description="List pending events and dead letters (events PagerDuty refused for "
+        "good). --retry puts dead letters back into the outbox at their old place; --drop "
+        "forgets them. Safe beside a running pd-watchdog.",
+    )
+    outbox.add_argument("config", metavar="CONFIG")
+    outbox.add_argument("--json", action="store_true", help="machine-readable output")
+    action = outbox.add_mutually_exclusive_group()
+    action.add_argument("--retry", metavar="ID|all", help="send dead letters again")
+    action.add_argument("--drop", metavar="ID|all", help="forget dead letters (needs --reason)")
+    outbox.add_argument("--reason", help="why they are dropped (logged)")
+    outbox.set_defaults(func=cmd_outbox)
+    for command in (run, validate, check, status, outbox):
         command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
     return parser
 
@@ -143,6 +157,43 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     render = status.render_json if args.json else status.render_table
     print(render(data, config.secrets))
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    import time
+
+    from watchdog import outbox_cmd
+    from watchdog.store import StoreError
+
+    config = _load(args.config, need_key=False)
+    if config is None:
+        return 1
+    if args.drop and not args.reason:
+        print("pd-watchdog outbox: --drop needs --reason TEXT (it is logged)", file=sys.stderr)
+        return 2
+    logs.setup("INFO")
+    try:
+        store = outbox_cmd.open_store(config, write=bool(args.retry or args.drop))
+        try:
+            if args.retry:
+                done, skipped = outbox_cmd.retry(store, args.retry)
+                for line in skipped:
+                    print(line)
+                print(f"re-queued {len(done)} dead letter{'s' * (len(done) != 1)}; the "
+                      "runner sends them within seconds")
+            elif args.drop:
+                done = outbox_cmd.drop(store, args.drop, args.reason)
+                print(f"dropped {len(done)} dead letter{'s' * (len(done) != 1)}")
+            else:
+                data = outbox_cmd.collect(store, time.time())
+                render = outbox_cmd.render_json if args.json else outbox_cmd.render
+                print(render(data, config.secrets))
+        finally:
+            store.close()
+    except (StoreError, ValueError) as exc:
+        print(f"pd-watchdog outbox: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -121,7 +121,7 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
         if row.get("unrecorded"):
             state += " (in memory only)"
         if row.get("triggered_since"):
-            state += f" {_age(now - row['triggered_since'])}"
+            state += f" {age(now - row['triggered_since'])}"
         if not row["configured"]:
             state += " (not in config)"
         result = row["last_result"] or {}
@@ -131,7 +131,7 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
                 row["name"],
                 state,
                 last,
-                _age(row["age"]),
+                age(row["age"]),
                 row["incident_key"],
                 (result.get("summary") or "")[:80],
             )
@@ -146,12 +146,19 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
     sent = box.get("sent", {})
     text.append("")
     text.append(
-        f"outbox: {box['pending']} pending (oldest {_age(box['oldest_pending_age'])}), "
+        f"outbox: {box['pending']} pending (oldest {age(box['oldest_pending_age'])}), "
         f"{box['dead_letters']} dead letters; sent {sent.get('trigger', 0)} triggers, "
         f"{sent.get('resolve', 0)} resolves"
     )
-    for letter in data["dead_letters"]:
-        text.append(f"  dead letter: {letter}")
+    for letter in data["dead_letters"][:5]:
+        event = letter["event"] if isinstance(letter["event"], dict) else {}
+        text.append(
+            f"  dead letter {letter['id']}: {event.get('action', '?')} "
+            f"{event.get('incident_key', '?')}, {age(now - letter['failed_at'])} ago: "
+            f"{letter['reason'][:160]}"
+        )
+    if data["dead_letters"]:
+        text.append("  (all of them, and how to retry or drop them: pd-watchdog outbox CONFIG)")
     return mask("\n".join(line.rstrip() for line in text), secrets)
 
 
@@ -160,7 +167,7 @@ def _runner_lines(runner: dict[str, Any]) -> list[str]:
     if not degraded:
         return []
     return [
-        f"RUNNER DEGRADED for {_age(runner.get('degraded_for'))} (pid {runner.get('pid')}): "
+        f"RUNNER DEGRADED for {age(runner.get('degraded_for'))} (pid {runner.get('pid')}): "
         f"{degraded}",
         "  checks marked (in memory only) show the runner's newest state, which the state "
         "file does not have yet",
@@ -168,7 +175,7 @@ def _runner_lines(runner: dict[str, Any]) -> list[str]:
     ]
 
 
-def _age(seconds: float | None) -> str:
+def age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     seconds = int(seconds)

@@ -700,13 +700,13 @@ class Store:
             },
         }
 
-    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+    def dead_letters(self, limit: int | None = 50) -> list[dict[str, Any]]:
         """The most recent dead letters first: id, event (dict), created_at, failed_at, reason."""
         with self._locked("read dead letters"):
             rows = self._db.execute(
                 "SELECT id, event, created_at, failed_at, reason, attempts FROM dead_letters "
                 "ORDER BY failed_at DESC, id DESC LIMIT ?",
-                (limit,),
+                (-1 if limit is None else limit,),
             ).fetchall()
         out = []
         for item_id, event, created_at, failed_at, reason, attempts in rows:
@@ -725,6 +725,38 @@ class Store:
                 }
             )
         return out
+
+    def requeue_dead_letters(self, ids: Sequence[int]) -> list[int]:
+        """Put dead letters back into the outbox at their old place, and return their ids.
+
+        An item keeps its id (outbox ids are never reused), so it goes out in its original
+        order relative to every other event of its key still queued."""
+        with self._transaction(f"re-queue {len(ids)} dead letters") as db:
+            done = []
+            for item_id in sorted(ids):
+                row = db.execute(
+                    "SELECT event, created_at FROM dead_letters WHERE id = ?", (item_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                event = Event.from_dict(json.loads(row[0]))
+                db.execute(
+                    "INSERT INTO outbox (id, lane_hash, action, incident_key, event, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (item_id, lane_hash(event.incident_key), event.action, event.incident_key,
+                     row[0], row[1]),
+                )
+                db.execute("DELETE FROM dead_letters WHERE id = ?", (item_id,))
+                done.append(item_id)
+        return done
+
+    def drop_dead_letters(self, ids: Sequence[int]) -> list[int]:
+        """Forget dead letters for good; returns the ids that were there."""
+        with self._transaction(f"drop {len(ids)} dead letters") as db:
+            return [
+                item_id for item_id in sorted(ids)
+                if db.execute("DELETE FROM dead_letters WHERE id = ?", (item_id,)).rowcount
+            ]
 
     # -------------------------------------------------------------------- close
 
