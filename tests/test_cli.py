@@ -176,3 +176,22 @@ def test_a_low_open_files_limit_for_the_http_checks_is_warned_about():
     assert cli_module._open_files_warning(65536, 5000) is None
     warning = cli_module._open_files_warning(1024, 5000)
     assert warning is not None and "LimitNOFILE=" in warning and "5000 HTTP checks" in warning
+
+
+def test_counts_are_singular_for_one(tmp_path):
+    config = write(tmp_path / "w.yaml", "checks:\n  - name: a\n    command: 'true'\n")
+    assert pdw("validate", str(config)).stdout.strip().endswith("OK, 1 check in 1 file")
+    broken = write(tmp_path / "b.yaml", "checks:\n  - name: a\n    command: 'true'\n    x: 1\n")
+    assert "b.yaml: 1 error; nothing was started" in pdw("validate", str(broken)).stderr
+
+
+def test_check_names_the_nagios_state_of_each_plugin(tmp_path):
+    checks = "".join(
+        f"  - name: exit{code}\n    command: \"echo said {code}; exit {code}\"\n    shell: true\n"
+        for code in (0, 1, 2, 3)
+    )
+    config = write(tmp_path / "w.yaml", "checks:\n" + checks)
+    done = pdw("check", str(config))
+    assert done.returncode == 1
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:5]}
+    assert rows == {"exit0": "OK", "exit1": "WARNING", "exit2": "CRITICAL", "exit3": "UNKNOWN"}

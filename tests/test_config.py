@@ -1164,6 +1164,47 @@ def test_a_timeout_not_shorter_than_the_interval_warns_once(cfg):
         "checks:\n" + "".join(f"  - {{name: c{i}, fake: x}}\n" for i in range(5))
         + "  - {name: fine, fake: x, timeout: 1s}\n")
     warnings = [w for w in load("w.yaml", environ={}).warnings if "timeout" in w]
-    assert warnings == ["c0, c1, c2 and 2 more: timeout is not shorter than interval, so a "
-                        "probe that hangs to its timeout skips its next run (counted as "
-                        "skipped) — make timeout shorter"]
+    assert warnings == ["timeout is not shorter than interval for c0 (w.yaml:3), c1 (w.yaml:4), "
+                        "c2 (w.yaml:5) and 2 more: a probe that hangs to its timeout skips its "
+                        "next run (counted as skipped) — make timeout shorter"]
+
+
+@pytest.fixture
+def real_kinds_cfg(tmp_path, monkeypatch):
+    """Like cfg, with the real probe kinds (http, command) registered."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(name: str, text: str) -> str:
+        (tmp_path / name).write_text(text)
+        return name
+
+    return write
+
+
+def test_an_unset_variable_is_one_error_not_two(real_kinds_cfg):
+    real_kinds_cfg("w.yaml", "checks:\n  - name: ${NAME}\n    http: {url: \"${URL}\"}\n"
+        "  - name: b\n    command: ${CMD}\n")
+    assert errors_of("w.yaml") == [
+        f"w.yaml:{line}: {path}: environment variable {var} is not set — export it, or write "
+        f"${{{var}:-default}} (${{{var}:-}} allows empty)"
+        for line, path, var in ((2, "checks[0].name", "NAME"), (3, "checks[0].http.url", "URL"),
+                                (5, "checks[1].command", "CMD"))
+    ]
+
+
+def test_a_tab_is_named_as_a_tab(cfg):
+    cfg("w.yaml", "checks:\n  - name: a\n    command: 'true'\n\tinterval: 1s\n")
+    assert one_error("w.yaml") == (
+        "w.yaml:4:1: YAML syntax error: a tab character where YAML expects spaces — YAML indents "
+        "with spaces only: replace the tab with spaces")
+
+
+def test_a_bad_duration_in_probe_options_is_echoed_like_top_level_ones(real_kinds_cfg):
+    real_kinds_cfg("w.yaml", "checks:\n  - name: a\n    http: {url: 'http://127.0.0.1/', "
+        "max_response_time: 5zz}\n    interval: 1q\n")
+    assert errors_of("w.yaml") == [
+        "w.yaml:3: checks[0].http.max_response_time: not a duration: '5zz' — write e.g. 500ms, "
+        "30s, 5m, 1h, 1d, 1m30s, or a number of seconds",
+        "w.yaml:4: checks[0].interval: not a duration: '1q' — write e.g. 500ms, 30s, 5m, 1h, "
+        "1d, 1m30s, or a number of seconds",
+    ]

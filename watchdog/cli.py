@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from watchdog import __version__, logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.probes.base import run_once
+from watchdog.words import plural, result_label
 
 log = logging.getLogger("watchdog")
 
@@ -97,7 +98,7 @@ def _load(path: str, *, need_key: bool = True) -> Config | None:
     except ConfigError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        print(f"{path}: {len(exc.errors)} error(s); nothing was started", file=sys.stderr)
+        print(f"{path}: {plural(len(exc.errors), 'error')}; nothing was started", file=sys.stderr)
         return None
     logs.add_secrets(config.secrets)
     return config
@@ -109,8 +110,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    files = len(config.files)
-    print(f"{args.config}: OK, {len(config.checks)} checks in {files} file{'s' * (files != 1)}")
+    print(f"{args.config}: OK, {plural(len(config.checks), 'check')} in "
+          f"{plural(len(config.files), 'file')}")
     return 0
 
 
@@ -132,7 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         results = list(pool.map(lambda c: run_once(c.probe, c.timeout), checks))
     rows = [("CHECK", "RESULT", "LATENCY", "SUMMARY")]
     for check, result in zip(checks, results, strict=True):
-        label = "OK" if result.ok else (result.severity or check.severity).upper()
+        label = result_label(result, check.severity)
         rows.append((check.name, label, f"{result.latency * 1000:.0f} ms", result.summary))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
@@ -180,11 +181,11 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 done, skipped = outbox_cmd.retry(store, args.retry)
                 for line in skipped:
                     print(line)
-                print(f"re-queued {len(done)} dead letter{'s' * (len(done) != 1)}; the "
-                      "runner sends them within seconds")
+                print(f"re-queued {plural(len(done), 'dead letter')}; the runner sends them "
+                      "within seconds")
             elif args.drop:
                 done = outbox_cmd.drop(store, args.drop, args.reason)
-                print(f"dropped {len(done)} dead letter{'s' * (len(done) != 1)}")
+                print(f"dropped {plural(len(done), 'dead letter')}")
             else:
                 data = outbox_cmd.collect(store, time.time())
                 render = outbox_cmd.render_json if args.json else outbox_cmd.render

@@ -308,10 +308,13 @@ class _Loader:
         self.source = ""
         self.durations: dict[Any, float] = {}
         self.yaml_helper = _NodeLoader("")  # only its scalar constructors are used
+        self.unset: set[tuple[int, tuple]] = set()  # (file, key path) of unset ${VAR}s
 
     # ------------------------------------------------------------------ messages
 
     def error(self, file: _File | None, node: Node | int | None, path: tuple, msg: str) -> None:
+        if (file.index if file else -1, path) in self.unset:
+            return  # its ${VAR} is unset: that one error says it all
         line = node if isinstance(node, int) else (_line(node) if node is not None else 0)
         where = file.display if file is not None else self.given_path
         if line:
@@ -375,7 +378,7 @@ class _Loader:
             names = ", ".join(self.slow_timeouts[:3])
             more = f" and {len(self.slow_timeouts) - 3} more" if len(self.slow_timeouts) > 3 else ""
             self.warnings.append(
-                f"{names}{more}: timeout is not shorter than interval, so a probe that hangs to "
+                f"timeout is not shorter than interval for {names}{more}: a probe that hangs to "
                 "its timeout skips its next run (counted as skipped) — make timeout shorter"
             )
         return Config(
@@ -420,7 +423,7 @@ class _Loader:
         try:
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            self.yaml_error(file, exc)
+            self.yaml_error(file, exc, text)
             return None
         except yaml.reader.ReaderError as exc:
             line = (data if _C_LOADER else text)[: exc.position].count(
@@ -479,7 +482,7 @@ class _Loader:
             return None
         return data
 
-    def yaml_error(self, file: _File, exc: yaml.MarkedYAMLError) -> None:
+    def yaml_error(self, file: _File, exc: yaml.MarkedYAMLError, text: str) -> None:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
@@ -493,7 +496,10 @@ class _Loader:
             line = mark.line + 1
             where += f":{line}:{mark.column + 1}"
         hint = " — check indentation, colons and quoting"
-        if "alias" in problem:
+        if _is_tab(mark, text):
+            problem = "a tab character where YAML expects spaces"
+            hint = " — YAML indents with spaces only: replace the tab with spaces"
+        elif "alias" in problem:
             hint = " — define the &anchor before using *alias"
         elif "single document" in problem:
             hint = " — keep one YAML document per file (remove the extra ---)"
@@ -653,6 +659,7 @@ class _Loader:
             if found is None:
                 self.error(file, node, path, f"environment variable {name} is not set — "
                            f"export it, or write ${{{name}:-default}} (${{{name}:-}} allows empty)")
+                self.unset.add((file.index, path))
                 return ""
             substituted.append(found)
             return found
@@ -1153,7 +1160,7 @@ class _Loader:
                           f"check {other!r} uses the same incident key — one check passing "
                           "resolves the other's incident")
         if settings["timeout"] >= settings["interval"]:
-            self.slow_timeouts.append(name)
+            self.slow_timeouts.append(f"{name} ({file.display}:{_line(node)})")
         self.checks.append(Check(
             name=name,
             kind=kind,
@@ -1170,6 +1177,14 @@ class _Loader:
             fingerprint=fingerprint,
             origin=f"{file.display}:{_line(node)}",
         ))
+
+
+def _is_tab(mark: yaml.Mark | None, text: str) -> bool:
+    """Whether the error points at a tab (libyaml's marks carry no buffer: use the text)."""
+    if mark is None:
+        return False
+    lines = text.split("\n")
+    return mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t"
 
 
 def _int_value(value: Any, node: Node | None) -> Any:

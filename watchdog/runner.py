@@ -28,6 +28,7 @@ from watchdog.scheduler import Scheduler
 from watchdog.sender import LoggingAlert, Sender
 from watchdog.state import Known, describe, next_interval, reconcile, retrigger, step
 from watchdog.store import Store, StoreError
+from watchdog.words import plural
 
 log = logging.getLogger("watchdog.runner")
 
@@ -105,11 +106,11 @@ class Runner:
         self._start_heartbeat(self.config)
         pending = self.store.outbox_stats(time.time())["pending"]
         log.info(
-            "started: %d checks from %d files, %d triggered, %d events pending, state in %s",
-            len(self.checks),
-            len(self.config.files),
+            "started: %s from %s, %d triggered, %s pending, state in %s",
+            plural(len(self.checks), "check"),
+            plural(len(self.config.files), "file"),
             self.triggered_count(),
-            pending,
+            plural(pending, "event"),
             self.config.state_dir,
         )
         self.notifier.ready(self._status_line(pending))
@@ -251,11 +252,11 @@ class Runner:
 
     def _status_line(self, pending: int, dead_letters: int = 0) -> str:
         mode = " (dry-run)" if self.dry_run else ""
-        dead = f", {dead_letters} dead letters (see status)" if dead_letters else ""
+        dead = f", {plural(dead_letters, 'dead letter')} (see status)" if dead_letters else ""
         degraded = self.degraded()
         line = (
-            f"{len(self.checks)} checks, {self.triggered_count()} triggered, "
-            f"{pending} events pending{dead}{mode}"
+            f"{plural(len(self.checks), 'check')}, {self.triggered_count()} triggered, "
+            f"{plural(pending, 'event')} pending{dead}{mode}"
         )
         return f"DEGRADED: {degraded}; {line}" if degraded else line
 
@@ -352,7 +353,8 @@ class Runner:
             self._resync_delivery()
         if self.metrics is not None:
             self.metrics.set_info(__version__, len(self.checks), self.dry_run)
-        log.info("reload: %d checks from %d files", len(config.checks), len(config.files))
+        log.info("reload: %s from %s", plural(len(config.checks), "check"),
+                 plural(len(config.files), "file"))
         return True
 
     def _apply(self, config: Config, known: dict[str, Known] | None = None) -> None:

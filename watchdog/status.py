@@ -12,6 +12,7 @@ from watchdog.logs import mask, mask_data
 from watchdog.model import CheckState, Policy
 from watchdog.state import describe
 from watchdog.store import Store
+from watchdog.words import plural
 
 
 def collect(config: Config, now: float | None = None) -> dict[str, Any]:
@@ -147,8 +148,8 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
     text.append("")
     text.append(
         f"outbox: {box['pending']} pending (oldest {age(box['oldest_pending_age'])}), "
-        f"{box['dead_letters']} dead letters; sent {sent.get('trigger', 0)} triggers, "
-        f"{sent.get('resolve', 0)} resolves"
+        f"{plural(box['dead_letters'], 'dead letter')}; sent "
+        f"{plural(sent.get('trigger', 0), 'trigger')}, {plural(sent.get('resolve', 0), 'resolve')}"
     )
     for letter in data["dead_letters"][:5]:
         event = letter["event"] if isinstance(letter["event"], dict) else {}

@@ -30,6 +30,7 @@ KEYS = frozenset({"command", "shell", "env", "cwd"})
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CAPTURE_CAP = 64 * 1024  # bytes kept per stream; the rest is read and dropped
 CHUNK = 64 * 1024
+NAGIOS_STATES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}  # details["state"]
 OUTPUT_CAP = 4096  # details["output"]
 STDERR_CAP = 1024  # details["stderr"]
 SUMMARY_CAP = 300
@@ -403,6 +404,7 @@ def _verdict(
         except ValueError:
             name = f"signal {-returncode}"
         details["signal"] = name
+        details["state"] = "UNKNOWN"
         return False, f"killed by signal {name}", "error", details
 
     if not summary:
@@ -413,6 +415,7 @@ def _verdict(
     if not summary:
         summary = f"exit code {returncode}"
     summary = summary[:SUMMARY_CAP]
+    details["state"] = NAGIOS_STATES.get(returncode, "UNKNOWN")
     if returncode == 0:
         return True, summary, None, details
     if returncode == 1:

@@ -33,7 +33,6 @@ from urllib.parse import quote, urljoin, urlsplit
 from watchdog import __version__
 from watchdog.model import ProbeResult
 from watchdog.probes._util import (
-    DURATION_HELP,
     fmt_seconds,
     parse_duration,
     scalar_text,
@@ -156,8 +155,8 @@ def parse(options: dict[str, Any], base_dir: str) -> HttpProbe:
     if spec.get("max_response_time") is not None:
         try:
             max_time = parse_duration(spec["max_response_time"])
-        except ValueError:
-            bad("max_response_time", DURATION_HELP)
+        except ValueError as exc:
+            bad("max_response_time", str(exc))
 
     cert_min_days = spec.get("cert_min_days")
     if cert_min_days is not None:
