@@ -357,6 +357,10 @@ class Reference:
                           "them.", registry=r)
         self.info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
         self.checks = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
+        self.pending_checks = Gauge(
+            "pd_watchdog_checks_pending",
+            "Checks with no result yet since the start or since their definition changed.",
+            registry=r)
         self.scheduler: dict[str, tuple[int, int]] = {}
         r.register(self)  # collect() below: skipped/missed, as _SchedulerCounters did
         self.max = 0.0

@@ -97,7 +97,10 @@ def test_real_process_speaks_sd_notify(tmp_path, notify, target):
         with Watchdog(config, env=env) as proc:
             wait_for(lambda: "READY=1" in notify.lines(), what="READY=1")
             status = [line for line in notify.lines() if line.startswith("STATUS=")]
-            assert status and "1 check, 0 triggered, 0 events pending" in status[0]
+            # nothing has run yet at READY=1: the check is pending, not ok
+            assert status and "1 check (1 pending), 0 triggered, 0 events pending" in status[0]
+            wait_for(lambda: any(line == "STATUS=1 check, 0 triggered, 0 events pending"
+                                 for line in notify.lines()), what="STATUS= once it ran")
             wait_for(lambda: notify.count("WATCHDOG=1") >= 5, what="watchdog pings")
             proc.signal(signal.SIGHUP)
             wait_for(lambda: "RELOADING=1" in notify.lines(), what="RELOADING=1")

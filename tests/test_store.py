@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.model import CheckState, Event, ProbeResult
-from watchdog.store import Store, StoreError, StoreLocked
+from watchdog.store import SCHEMA_VERSION, Store, StoreError, StoreLocked
 
 DOWN = CheckState(failures=3, triggered=True, severity="critical")
 UP = CheckState(passes=2)
@@ -44,8 +44,37 @@ def test_first_start_creates_private_dir_and_schema(tmp_path: Path) -> None:
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     conn = sqlite3.connect(state_dir / "state.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_a_version_1_state_file_is_migrated_in_place(tmp_path: Path) -> None:
+    """A state file of the previous release keeps its incidents and gains failing_since."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    conn = sqlite3.connect(state_dir / "state.db")
+    conn.executescript(
+        "CREATE TABLE checks (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, incident_key "
+        "TEXT NOT NULL, state TEXT NOT NULL, last_result TEXT, last_at REAL, triggered_since "
+        "REAL);"
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, lane_hash INTEGER NOT NULL,"
+        " action TEXT NOT NULL, incident_key TEXT NOT NULL, event TEXT NOT NULL, created_at "
+        "REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+        "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, event TEXT NOT NULL, created_at REAL"
+        " NOT NULL, failed_at REAL NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL "
+        "DEFAULT 0);"
+        "CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO checks VALUES ('web', 'fp', 'key', "
+        "'{\"failures\": 3, \"triggered\": true, \"severity\": \"critical\"}', NULL, 5.0, 5.0);"
+        "PRAGMA user_version=1;"
+    )
+    conn.close()
+    with Store(str(state_dir)) as store:
+        row = store.load_checks()["web"]
+        assert row.state.triggered and row.triggered_since == 5.0 and row.failing_since is None
+        store.record("web", "fp", "key", CheckState(failures=4, triggered=True), None, 9.0, [])
+        assert store.load_checks()["web"].failing_since == 9.0
 
 
 def test_record_round_trip_survives_reopen(tmp_path: Path) -> None:

@@ -146,18 +146,28 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from watchdog import status
+    from watchdog.config import state_dir_of
     from watchdog.store import StoreError
 
-    config = _load(args.config, need_key=False)
-    if config is None:
-        return 1
     try:
-        data = status.collect(config)
+        config: Config | None = load(args.config, need_key=False)
+    except ConfigError as exc:
+        # The runner kept its previous config: its state is what is needed most right now.
+        config = None
+        print(f"warning: {args.config} does not load ({plural(len(exc.errors), 'error')}; "
+              "`pd-watchdog validate` lists them): showing the state as the runner recorded "
+              "it, without the config's view of each check", file=sys.stderr)
+    state_dir = config.state_dir if config else state_dir_of(args.config)
+    secrets = config.secrets if config else frozenset()
+    if config:
+        logs.add_secrets(secrets)
+    try:
+        data = status.collect(state_dir, config.checks if config else None)
     except StoreError as exc:
         print(f"pd-watchdog status: {exc}", file=sys.stderr)
         return 1
     render = status.render_json if args.json else status.render_table
-    print(render(data, config.secrets))
+    print(render(data, secrets))
     return 0
 
 

@@ -182,6 +182,34 @@ def load(
             gc.enable()
 
 
+def state_dir_of(path: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where the config at `path` keeps its state, read as leniently as it can be.
+
+    For `status` when the file does not load: the runner kept its previous config, and the
+    operator needs its state most right then. Same rules as load(): `state_dir` relative to
+    the file, else $STATE_DIRECTORY, else .pd-watchdog beside the file."""
+    env = os.environ if environ is None else environ
+    main_path = os.path.abspath(path)
+    folder = os.path.dirname(main_path)
+    try:
+        with open(main_path, "rb") as file:
+            data = yaml.load(file.read(MAX_FILE_BYTES), Loader=_YamlBase)
+    except (OSError, yaml.YAMLError, ValueError):
+        data = None
+    value = data.get("state_dir") if isinstance(data, dict) else None
+    if isinstance(value, str) and value and "\0" not in value:
+        def expand(match: re.Match[str]) -> str:
+            ref = _REF_BODY.fullmatch(match.group(1) or "")
+            if match.group(0) == "$${" or ref is None:
+                return "${"
+            return env.get(ref.group(1)) or (ref.group(3) or "")
+        return os.path.normpath(os.path.join(folder, _REF.sub(expand, value)))
+    for candidate in (env.get("STATE_DIRECTORY") or "").split(":"):
+        if candidate:
+            return os.path.abspath(candidate)
+    return os.path.join(folder, ".pd-watchdog")
+
+
 # --------------------------------------------------------------------------- YAML layer
 
 _YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

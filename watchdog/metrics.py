@@ -189,6 +189,11 @@ class Metrics:
         )
         self._info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
         self._count = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
+        self._pending_checks = Gauge(
+            "pd_watchdog_checks_pending",
+            "Checks with no result yet since the start or since their definition changed.",
+            registry=r,
+        )
         for action in (TRIGGER, RESOLVE):
             for outcome in OUTCOMES:
                 self._events.labels(action, outcome)  # present at 0, so rate() works at once
@@ -249,6 +254,10 @@ class Metrics:
         """Whether the state file takes writes, and how many changes wait in memory."""
         self._store_ok.set(1 if ok else 0)
         self._held.set(held)
+
+    def set_pending(self, count: int) -> None:
+        """How many checks have not run yet (since the start, or since they changed)."""
+        self._pending_checks.set(count)
 
     def forget(self, check_name: str) -> None:
         """Drop a removed check's series, so dashboards don't show it frozen forever."""

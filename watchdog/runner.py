@@ -68,6 +68,8 @@ class Runner:
         # change and its events are never here: they are written at once.
         self._unsaved: dict[str, tuple[str, ProbeResult, float]] = {}
         self._skipped_shown: dict[str, tuple[int, int]] = {}
+        # Checks with no result since this start or since their definition changed: "pending".
+        self.pending: set[str] = set()
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.recorder = Recorder(self.store, self.sender)
         self.runtime = RuntimeFile(self.store.state_dir)
@@ -244,6 +246,7 @@ class Runner:
         if self.metrics is not None:
             self.metrics.set_outbox(stats)
             self.metrics.set_store(self.degraded() is None, self.recorder.held)
+            self.metrics.set_pending(len(self.pending))
             for name, counts in list(self.scheduler.stats.items()):
                 shown = (counts.skipped, counts.missed)
                 if self._skipped_shown.get(name) != shown:
@@ -254,8 +257,9 @@ class Runner:
         mode = " (dry-run)" if self.dry_run else ""
         dead = f", {plural(dead_letters, 'dead letter')} (see status)" if dead_letters else ""
         degraded = self.degraded()
+        waiting = f" ({len(self.pending)} pending)" if self.pending else ""
         line = (
-            f"{plural(len(self.checks), 'check')}, {self.triggered_count()} triggered, "
+            f"{plural(len(self.checks), 'check')}{waiting}, {self.triggered_count()} triggered, "
             f"{plural(pending, 'event')} pending{dead}{mode}"
         )
         return f"DEGRADED: {degraded}; {line}" if degraded else line
@@ -268,6 +272,7 @@ class Runner:
             "degraded": self.degraded(),
             "degraded_for": self.recorder.degraded_for(),
             "held": self.recorder.held,
+            "pending": sorted(self.pending),
             "checks": self.recorder.held_states(),
         }
 
@@ -373,6 +378,7 @@ class Runner:
                 self.recorder.forget(name, events)
                 self._skipped_shown.pop(name, None)
                 self.checks.pop(name, None)
+                self.pending.discard(name)
                 self.policies.pop(name, None)
                 self.states.pop(name, None)
                 if self.metrics is not None:
@@ -401,6 +407,8 @@ class Runner:
                     )
                 if name in plan.changed and known:
                     log.info("check %s: definition changed", name)
+                if name in plan.changed or name not in self.checks:
+                    self.pending.add(name)
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
@@ -473,6 +481,7 @@ class Runner:
                 # The same state again: only last_result is new; saved within HOUSEKEEPING.
                 self._unsaved[check.name] = (check.name, result, started)
             self.states[check.name] = after
+            self.pending.discard(check.name)
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned)
         if after != before:

@@ -1,4 +1,10 @@
-"""`pd-watchdog status`: what the runner knows, read from its state file without disturbing it."""
+"""`pd-watchdog status`: what the runner knows, read from its state file without disturbing it.
+
+The state file says what was recorded; a live runner's runtime.json adds what only it knows
+(which checks have not run since it started, changes it holds in memory while the file takes
+no writes). `collect` works without a loadable config too: the runner may be running the
+previous one, and then the state is what the operator needs.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +13,80 @@ import time
 from typing import Any
 
 from watchdog import runtime
-from watchdog.config import Config
 from watchdog.logs import mask, mask_data
-from watchdog.model import CheckState, Policy
+from watchdog.model import Check, CheckState, Policy
 from watchdog.state import describe
-from watchdog.store import Store
+from watchdog.store import Store, StoredCheck
 from watchdog.words import plural
 
+PENDING = "pending"
+PERFDATA_SHOWN = 3  # perfdata values in the table's summary column
 
-def collect(config: Config, now: float | None = None) -> dict[str, Any]:
-    """Plain data for --json and for the table: every check, then the outbox."""
+
+def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | None = None
+            ) -> dict[str, Any]:
+    """Plain data for --json and for the table: every check, then the outbox.
+
+    checks=None: the config did not load, so whether a check is configured is unknown."""
     now = time.time() if now is None else now
-    store = Store(config.state_dir, readonly=True)
+    store = Store(state_dir, readonly=True)
     try:
         stored = store.load_checks()
         outbox = store.outbox_stats(now)
         dead = store.dead_letters(limit=20)
     finally:
         store.close()
-    rows = []
-    configured = {check.name: check for check in config.checks}
-    for name in list(configured) + sorted(set(stored) - set(configured)):
-        row = stored.get(name)
-        check = configured.get(name)
-        policy = Policy.of(check) if check else Policy(name=name, incident_key="", source="")
-        entry: dict[str, Any] = {"name": name, "configured": check is not None}
-        if row is None:
-            entry.update(
-                state="not run yet",
-                incident_key=check.incident_key if check else "",
-                triggered=False,
-                failures=0,
-                passes=0,
-                triggered_since=None,
-                last_result=None,
-                last_at=None,
-                age=None,
-            )
-        else:
-            entry.update(
-                state=describe(row.state, policy),
-                incident_key=row.incident_key,
-                triggered=row.state.triggered,
-                severity=row.state.severity,
-                failures=row.state.failures,
-                passes=row.state.passes,
-                triggered_since=row.triggered_since,
-                last_result=row.last_result,
-                last_at=row.last_at,
-                age=None if row.last_at is None else max(0.0, now - row.last_at),
-            )
-        rows.append(entry)
-    live = runtime.read(config.state_dir)
-    if live is not None:
-        _overlay(rows, live, configured, now)
+    live = runtime.read(state_dir)
+    configured = {check.name: check for check in checks or ()}
+    rows = [
+        _row(name, configured.get(name), stored.get(name), live, now)
+        for name in list(configured) + sorted(set(stored) - set(configured))
+    ]
+    if checks is None:
+        for row in rows:
+            row["configured"] = None
     return {
-        "state_dir": config.state_dir,
+        "state_dir": state_dir,
         "runner": _runner(live),
         "checks": rows,
         "outbox": outbox,
         "dead_letters": dead,
     }
+
+
+def _row(name: str, check: Check | None, row: StoredCheck | None, live: dict | None,
+         now: float) -> dict[str, Any]:
+    policy = Policy.of(check) if check else Policy(name=name, incident_key="", source="")
+    entry: dict[str, Any] = {
+        "name": name,
+        "configured": check is not None,
+        "incident_key": row.incident_key if row else (check.incident_key if check else ""),
+        "origin": check.origin if check else None,
+    }
+    state = row.state if row else CheckState()
+    last_result, last_at = (row.last_result, row.last_at) if row else (None, None)
+    kept = ((live or {}).get("checks") or {}).get(name)
+    if kept and kept.get("state"):  # newer than the file: the runner could not record it
+        state = CheckState.from_dict(kept["state"])
+        entry["unrecorded"] = True
+        if kept.get("summary") is not None:
+            last_result = {"ok": kept.get("ok"), "summary": kept["summary"]}
+            last_at = kept.get("at")
+    not_run = last_result is None or name in ((live or {}).get("pending") or ())
+    entry.update(
+        state=PENDING if not_run and not state.triggered else describe(state, policy),
+        pending=not_run,
+        triggered=state.triggered,
+        severity=state.severity,
+        failures=state.failures,
+        passes=state.passes,
+        triggered_since=row.triggered_since if row else None,
+        failing_since=row.failing_since if row and state.failures else None,
+        last_result=last_result,
+        last_at=last_at,
+        age=None if last_at is None else max(0.0, now - last_at),
+    )
+    return entry
 
 
 def _runner(live: dict[str, Any] | None) -> dict[str, Any]:
@@ -79,33 +98,8 @@ def _runner(live: dict[str, Any] | None) -> dict[str, Any]:
         "degraded": live.get("degraded"),
         "degraded_for": live.get("degraded_for"),
         "unrecorded_changes": live.get("held", 0),
+        "pending": len(live.get("pending") or ()),
     }
-
-
-def _overlay(rows: list[dict[str, Any]], live: dict[str, Any], configured: dict,
-             now: float) -> None:
-    """Show the newest state the live runner holds in memory, which the file has not got."""
-    held = live.get("checks") or {}
-    for entry in rows:
-        kept = held.get(entry["name"])
-        if not kept or not kept.get("state"):
-            continue
-        state = CheckState.from_dict(kept["state"])
-        check = configured.get(entry["name"])
-        policy = Policy.of(check) if check else Policy(name=entry["name"], incident_key="",
-                                                        source="")
-        entry.update(
-            state=describe(state, policy),
-            triggered=state.triggered,
-            severity=state.severity,
-            failures=state.failures,
-            passes=state.passes,
-            unrecorded=True,
-        )
-        if kept.get("summary") is not None:
-            entry["last_result"] = {"ok": kept.get("ok"), "summary": kept["summary"]}
-            entry["last_at"] = kept.get("at")
-            entry["age"] = None if kept.get("at") is None else max(0.0, now - kept["at"])
 
 
 def render_json(data: dict[str, Any], secrets: frozenset[str]) -> str:
@@ -118,49 +112,86 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
     now = time.time() if now is None else now
     lines = [("CHECK", "STATE", "LAST", "AGE", "INCIDENT KEY", "SUMMARY")]
     for row in data["checks"]:
-        state = row["state"]
-        if row.get("unrecorded"):
-            state += " (in memory only)"
-        if row.get("triggered_since"):
-            state += f" {age(now - row['triggered_since'])}"
-        if not row["configured"]:
-            state += " (not in config)"
         result = row["last_result"] or {}
-        last = "-" if not result else ("OK" if result.get("ok") else "FAIL")
-        lines.append(
-            (
-                row["name"],
-                state,
-                last,
-                age(row["age"]),
-                row["incident_key"],
-                (result.get("summary") or "")[:80],
-            )
-        )
+        lines.append((
+            row["name"],
+            _state_text(row, now),
+            _result_label(result),
+            age(row["age"]),
+            row["incident_key"],
+            _summary(result),
+        ))
     widths = [max(len(str(line[i])) for line in lines) for i in range(5)]
     text = _runner_lines(data.get("runner") or {})
     text += [
         "  ".join(str(col).ljust(widths[i]) for i, col in enumerate(line[:5])) + "  " + line[5]
         for line in lines
     ]
+    text += [""] + _outbox_lines(data, now)
+    return mask("\n".join(line.rstrip() for line in text), secrets)
+
+
+def _state_text(row: dict[str, Any], now: float) -> str:
+    state = row["state"]
+    if row.get("triggered_since"):
+        state += f" {age(now - row['triggered_since'])}"
+    if row.get("failing_since") and row["failures"]:
+        state += (f", failing since {_clock(row['failing_since'])} "
+                  f"({plural(row['failures'], 'result')})")
+    if row.get("unrecorded"):
+        state += " (in memory only)"
+    if row["configured"] is False:
+        state += " (not in config)"
+    return state
+
+
+def _result_label(result: dict[str, Any]) -> str:
+    """OK/WARNING/CRITICAL/UNKNOWN for plugins (their Nagios state), else OK or FAIL."""
+    if not result:
+        return "-"
+    details = result.get("details") if isinstance(result.get("details"), dict) else {}
+    state = details.get("state")
+    if isinstance(state, str) and state:
+        return state
+    return "OK" if result.get("ok") else "FAIL"
+
+
+def _summary(result: dict[str, Any]) -> str:
+    """The probe's own words (for HTTP, the assertion that failed) and the first perfdata."""
+    summary = (result.get("summary") or "")[:80]
+    details = result.get("details") if isinstance(result.get("details"), dict) else {}
+    perfdata = details.get("perfdata")
+    if isinstance(perfdata, dict) and perfdata:
+        shown = [_perf(label, item) for label, item in list(perfdata.items())[:PERFDATA_SHOWN]]
+        summary += " | " + " ".join(shown)
+    return summary
+
+
+def _perf(label: str, item: Any) -> str:
+    value = item.get("value") if isinstance(item, dict) else item
+    number = f"{value:g}" if isinstance(value, int | float) else str(value)
+    uom = item.get("uom") if isinstance(item, dict) else ""
+    return f"{label}={number}{uom or ''}"
+
+
+def _outbox_lines(data: dict[str, Any], now: float) -> list[str]:
     box = data["outbox"]
     sent = box.get("sent", {})
-    text.append("")
-    text.append(
+    lines = [
         f"outbox: {box['pending']} pending (oldest {age(box['oldest_pending_age'])}), "
         f"{plural(box['dead_letters'], 'dead letter')}; sent "
         f"{plural(sent.get('trigger', 0), 'trigger')}, {plural(sent.get('resolve', 0), 'resolve')}"
-    )
+    ]
     for letter in data["dead_letters"][:5]:
         event = letter["event"] if isinstance(letter["event"], dict) else {}
-        text.append(
+        lines.append(
             f"  dead letter {letter['id']}: {event.get('action', '?')} "
             f"{event.get('incident_key', '?')}, {age(now - letter['failed_at'])} ago: "
             f"{letter['reason'][:160]}"
         )
     if data["dead_letters"]:
-        text.append("  (all of them, and how to retry or drop them: pd-watchdog outbox CONFIG)")
-    return mask("\n".join(line.rstrip() for line in text), secrets)
+        lines.append("  (all of them, and how to retry or drop them: pd-watchdog outbox CONFIG)")
+    return lines
 
 
 def _runner_lines(runner: dict[str, Any]) -> list[str]:
@@ -174,6 +205,10 @@ def _runner_lines(runner: dict[str, Any]) -> list[str]:
         "file does not have yet",
         "",
     ]
+
+
+def _clock(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
 def age(seconds: float | None) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 from watchdog import statefile
 from watchdog.model import RESOLVE, TRIGGER, CheckState, Event, ProbeResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "state.db"
 LOCK_NAME = "lock"
 BUSY_TIMEOUT_MS = 5000
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS checks (
     state           TEXT NOT NULL,
     last_result     TEXT,
     last_at         REAL,
-    triggered_since REAL
+    triggered_since REAL,
+    failing_since   REAL
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,9 +72,14 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+# Schema changes since version 1, by the version they bring a database to.
+_MIGRATIONS = {2: ["ALTER TABLE checks ADD COLUMN failing_since REAL"]}
+
 _UPSERT_CHECK = """
-INSERT INTO checks (name, fingerprint, incident_key, state, last_result, last_at, triggered_since)
-VALUES (:name, :fingerprint, :incident_key, :state, :last_result, :last_at, :triggered_since)
+INSERT INTO checks (name, fingerprint, incident_key, state, last_result, last_at, triggered_since,
+                    failing_since)
+VALUES (:name, :fingerprint, :incident_key, :state, :last_result, :last_at, :triggered_since,
+        :failing_since)
 ON CONFLICT (name) DO UPDATE SET
     fingerprint = excluded.fingerprint,
     incident_key = excluded.incident_key,
@@ -83,6 +89,10 @@ ON CONFLICT (name) DO UPDATE SET
     triggered_since = CASE
         WHEN excluded.triggered_since IS NULL THEN NULL
         ELSE COALESCE(checks.triggered_since, excluded.triggered_since)
+    END,
+    failing_since = CASE
+        WHEN excluded.failing_since IS NULL THEN NULL
+        ELSE COALESCE(checks.failing_since, excluded.failing_since)
     END
 """
 
@@ -136,6 +146,7 @@ class StoredCheck:
     last_result: dict[str, Any] | None
     last_at: float | None
     triggered_since: float | None
+    failing_since: float | None = None  # first failure of the current run of failures
 
 
 @dataclass(frozen=True)
@@ -204,10 +215,15 @@ class Store:
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 self._check_version(version)
-                if version < SCHEMA_VERSION:
+                if version == 0:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                else:
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in _MIGRATIONS[step]:
+                            conn.execute(statement)
+                if version != SCHEMA_VERSION:
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -455,12 +471,12 @@ class Store:
         """Every remembered check by name, as the runner needs it after a restart."""
         sql = (
             "SELECT name, fingerprint, incident_key, state, last_result, last_at, "
-            "triggered_since FROM checks"
+            "triggered_since, failing_since FROM checks"
         )
         with self._locked("read checks"):
             rows = self._db.execute(sql).fetchall()
         out: dict[str, StoredCheck] = {}
-        for name, fingerprint, key, state, last_result, last_at, since in rows:
+        for name, fingerprint, key, state, last_result, last_at, since, failing in rows:
             out[name] = StoredCheck(
                 name=name,
                 fingerprint=fingerprint,
@@ -469,6 +485,7 @@ class Store:
                 last_result=json.loads(last_result) if last_result is not None else None,
                 last_at=last_at,
                 triggered_since=since,
+                failing_since=failing,
             )
         return out
 
@@ -866,6 +883,7 @@ def _check_row(
         "last_result": _result_json(result) if result is not None else None,
         "last_at": at if result is not None else None,
         "triggered_since": at if state.triggered else None,
+        "failing_since": at if state.failures else None,
     }
 
 
