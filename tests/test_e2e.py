@@ -111,6 +111,27 @@ def test_outage_pages_once_and_resolves_once_with_the_same_key(tmp_path, pd, tar
     assert "ok -> failing 1/2" in log and "queued trigger" in log and "queued resolve" in log
 
 
+def test_getting_worse_is_a_warning_getting_better_is_info(tmp_path, pd, targets):
+    web = targets()
+    config = write_config(tmp_path, pd.url, {"web": web.url})
+    with Watchdog(config, env=ENV) as proc:
+        proc.wait_started()
+        web.up = False
+        pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"], timeout=10)
+        web.up = True
+        pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger", "resolve"], timeout=10)
+        assert proc.stop() == 0
+    levels = {}
+    for line in proc.log().splitlines():
+        for what in ("-> failing", "-> triggered", "queued trigger", "-> recovering", "-> ok",
+                     "queued resolve"):
+            if what in line:
+                levels[what] = line.split()[2]
+    assert levels == {"-> failing": "WARNING", "-> triggered": "WARNING",
+                      "queued trigger": "WARNING", "-> recovering": "INFO", "-> ok": "INFO",
+                      "queued resolve": "INFO"}
+
+
 def test_restart_keeps_a_triggered_check_triggered_and_resolves_it_later(tmp_path, pd, targets):
     web = targets()
     config = write_config(tmp_path, pd.url, {"web": web.url})

@@ -20,7 +20,7 @@ from watchdog import __version__, aio, logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.heartbeat import Heartbeat
 from watchdog.metrics import Metrics, MetricsServer
-from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
+from watchdog.model import TRIGGER, Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import Notifier
 from watchdog.recorder import Recorder
 from watchdog.runtime import RuntimeFile
@@ -487,10 +487,12 @@ class Runner:
         if after != before:
             was, now = describe(before, policy), describe(after, policy)
             if was != now:
-                level = logging.WARNING if after.failures or after.triggered else logging.INFO
+                # A check getting worse is a warning; one getting better is news, not trouble.
+                level = logging.INFO if result.ok else logging.WARNING
                 log.log(level, "check %s: %s -> %s: %s", check.name, was, now, result.summary)
         for event in events:
-            log.warning(
+            log.log(
+                logging.WARNING if event.action == TRIGGER else logging.INFO,
                 "check %s: queued %s %s (%s): %s",
                 check.name,
                 event.action,
