@@ -33,6 +33,7 @@ log = logging.getLogger("watchdog.runner")
 
 PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
 FLUSH_TIMEOUT = 5.0  # seconds the sender may keep sending after SIGTERM
+NO_KEY = "no routing key"  # why the runner is in dry-run, as runtime.json tells `status`
 HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and metrics, and result flushes
 STALL = 30.0  # seconds without a finished probe, all workers busy, before we call it wedged
 LOOP_STALL = 10.0  # seconds without a scheduler tick (it ticks at least every 0.5 s): wedged
@@ -250,14 +251,21 @@ class Runner:
                     self.metrics.set_skipped(name, *shown)
 
     def _status_line(self, pending: int, dead_letters: int = 0) -> str:
-        mode = " (dry-run)" if self.dry_run else ""
+        mode = " (dry-run)" if self.force_dry_run else ""
         dead = f", {dead_letters} dead letters (see status)" if dead_letters else ""
         degraded = self.degraded()
         line = (
             f"{len(self.checks)} checks, {self.triggered_count()} triggered, "
             f"{pending} events pending{dead}{mode}"
         )
+        if self._dry_run_reason() == NO_KEY:  # a forgotten key must show, not just once
+            line = f"NO ROUTING KEY: dry-run, nothing is sent to PagerDuty; {line}"
         return f"DEGRADED: {degraded}; {line}" if degraded else line
+
+    def _dry_run_reason(self) -> str | None:
+        if self.force_dry_run:
+            return "--dry-run"
+        return NO_KEY if self.config.dry_run else None
 
     def _runtime_report(self) -> dict:
         """For `status` (see watchdog.runtime): call with self._lock held."""
@@ -266,6 +274,7 @@ class Runner:
             "running": True,
             "degraded": self.degraded(),
             "degraded_for": self.recorder.degraded_for(),
+            "dry_run": self._dry_run_reason(),
             "held": self.recorder.held,
             "checks": self.recorder.held_states(),
         }

@@ -77,6 +77,7 @@ def _runner(live: dict[str, Any] | None) -> dict[str, Any]:
         "pid": live.get("pid"),
         "degraded": live.get("degraded"),
         "degraded_for": live.get("degraded_for"),
+        "dry_run": live.get("dry_run"),
         "unrecorded_changes": live.get("held", 0),
     }
 
@@ -156,6 +157,26 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
 
 
 def _runner_lines(runner: dict[str, Any]) -> list[str]:
+    return _degraded_lines(runner) + _dry_run_lines(runner)
+
+
+def _dry_run_lines(runner: dict[str, Any]) -> list[str]:
+    reason = runner.get("dry_run")
+    if not reason:
+        return []
+    if reason == "--dry-run":
+        return [f"RUNNER IN DRY-RUN (pid {runner.get('pid')}, --dry-run): events are logged, "
+                "not sent to PagerDuty", ""]
+    return [
+        f"RUNNER IN DRY-RUN (pid {runner.get('pid')}): {reason}; events are logged, not sent "
+        "to PagerDuty, so nothing pages",
+        "  give the runner its routing key (the example config reads PAGERDUTY_ROUTING_KEY, "
+        "from /etc/pd-watchdog/env) and restart it, or run it with --dry-run to mean it",
+        "",
+    ]
+
+
+def _degraded_lines(runner: dict[str, Any]) -> list[str]:
     degraded = runner.get("degraded")
     if not degraded:
         return []
