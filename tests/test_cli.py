@@ -39,7 +39,7 @@ def test_version_and_help_on_every_command():
 def test_validate_counts_checks_and_files():
     result = pdw("validate", "watchdog.example.yaml", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("OK, 5 checks in 4 files")
+    assert result.stdout.strip().endswith("OK, 1 check in 2 files")
     assert "dry-run" in result.stderr
 
 

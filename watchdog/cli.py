@@ -7,6 +7,7 @@ import logging
 import os
 import resource
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from watchdog import __version__, logs
@@ -104,12 +105,29 @@ def _load(path: str, *, need_key: bool = True) -> Config | None:
     return config
 
 
+SERVICE_WITHOUT_KEY = (
+    "no routing key under systemd: the service runs in dry-run and pages nobody, ever; set "
+    "the key (the example config reads PAGERDUTY_ROUTING_KEY, from /etc/pd-watchdog/env) and "
+    "restart, or put --dry-run on the ExecStart= line to run dry on purpose"
+)
+
+
+def service_without_key(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """As a service, a forgotten key means dry-run forever: one line in a busy journal is
+    easy to miss, so say it louder wherever systemd started us (or `systemd-run` did)."""
+    env = os.environ if environ is None else environ
+    if config.dry_run and (env.get("NOTIFY_SOCKET") or env.get("INVOCATION_ID")):
+        return SERVICE_WITHOUT_KEY
+    return None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    for warning in config.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    for warning in [*config.warnings, service_without_key(config)]:
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: OK, {plural(len(config.checks), 'check')} in "
           f"{plural(len(config.files), 'file')}")
     return 0
@@ -222,6 +240,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     runner.install_signal_handlers()
+    unmeant = None if args.dry_run else service_without_key(config)
+    if unmeant:
+        log.warning("%s", unmeant)
     _raise_open_files_limit()
     warning = _open_files_warning(
         resource.getrlimit(resource.RLIMIT_NOFILE)[0],

@@ -34,6 +34,7 @@ log = logging.getLogger("watchdog.runner")
 
 PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
 FLUSH_TIMEOUT = 5.0  # seconds the sender may keep sending after SIGTERM
+NO_KEY = "no routing key"  # why the runner is in dry-run, as runtime.json tells `status`
 HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and metrics, and result flushes
 STALL = 30.0  # seconds without a finished probe, all workers busy, before we call it wedged
 LOOP_STALL = 10.0  # seconds without a scheduler tick (it ticks at least every 0.5 s): wedged
@@ -69,7 +70,7 @@ class Runner:
         self._unsaved: dict[str, tuple[str, ProbeResult, float]] = {}
         self._skipped_shown: dict[str, tuple[int, int]] = {}
         # Checks with no result since this start or since their definition changed: "pending".
-        self.pending: set[str] = set()
+        self.pending: dict[str, float] = {}  # name -> when (wall clock) it became pending
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.recorder = Recorder(self.store, self.sender)
         self.runtime = RuntimeFile(self.store.state_dir)
@@ -254,7 +255,7 @@ class Runner:
                     self.metrics.set_skipped(name, *shown)
 
     def _status_line(self, pending: int, dead_letters: int = 0) -> str:
-        mode = " (dry-run)" if self.dry_run else ""
+        mode = " (dry-run)" if self.force_dry_run else ""
         dead = f", {plural(dead_letters, 'dead letter')} (see status)" if dead_letters else ""
         degraded = self.degraded()
         waiting = f" ({len(self.pending)} pending)" if self.pending else ""
@@ -262,7 +263,14 @@ class Runner:
             f"{plural(len(self.checks), 'check')}{waiting}, {self.triggered_count()} triggered, "
             f"{plural(pending, 'event')} pending{dead}{mode}"
         )
+        if self._dry_run_reason() == NO_KEY:  # a forgotten key must show, not just once
+            line = f"NO ROUTING KEY: dry-run, nothing is sent to PagerDuty; {line}"
         return f"DEGRADED: {degraded}; {line}" if degraded else line
+
+    def _dry_run_reason(self) -> str | None:
+        if self.force_dry_run:
+            return "--dry-run"
+        return NO_KEY if self.config.dry_run else None
 
     def _runtime_report(self) -> dict:
         """For `status` (see watchdog.runtime): call with self._lock held."""
@@ -271,8 +279,9 @@ class Runner:
             "running": True,
             "degraded": self.degraded(),
             "degraded_for": self.recorder.degraded_for(),
+            "dry_run": self._dry_run_reason(),
             "held": self.recorder.held,
-            "pending": sorted(self.pending),
+            "pending": dict(self.pending),
             "checks": self.recorder.held_states(),
         }
 
@@ -378,7 +387,7 @@ class Runner:
                 self.recorder.forget(name, events)
                 self._skipped_shown.pop(name, None)
                 self.checks.pop(name, None)
-                self.pending.discard(name)
+                self.pending.pop(name, None)
                 self.policies.pop(name, None)
                 self.states.pop(name, None)
                 if self.metrics is not None:
@@ -408,7 +417,7 @@ class Runner:
                 if name in plan.changed and known:
                     log.info("check %s: definition changed", name)
                 if name in plan.changed or name not in self.checks:
-                    self.pending.add(name)
+                    self.pending[name] = now
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
@@ -481,7 +490,7 @@ class Runner:
                 # The same state again: only last_result is new; saved within HOUSEKEEPING.
                 self._unsaved[check.name] = (check.name, result, started)
             self.states[check.name] = after
-            self.pending.discard(check.name)
+            self.pending.pop(check.name, None)
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned)
         if after != before:

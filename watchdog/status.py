@@ -72,7 +72,9 @@ def _row(name: str, check: Check | None, row: StoredCheck | None, live: dict | N
         if kept.get("summary") is not None:
             last_result = {"ok": kept.get("ok"), "summary": kept["summary"]}
             last_at = kept.get("at")
-    not_run = last_result is None or name in ((live or {}).get("pending") or ())
+    # runtime.json is up to a second older than the file: a result since counts as a run
+    since = ((live or {}).get("pending") or {}).get(name)
+    not_run = last_result is None or (since is not None and (last_at or 0) < since)
     entry.update(
         state=PENDING if not_run and not state.triggered else describe(state, policy),
         pending=not_run,
@@ -97,6 +99,7 @@ def _runner(live: dict[str, Any] | None) -> dict[str, Any]:
         "pid": live.get("pid"),
         "degraded": live.get("degraded"),
         "degraded_for": live.get("degraded_for"),
+        "dry_run": live.get("dry_run"),
         "unrecorded_changes": live.get("held", 0),
         "pending": len(live.get("pending") or ()),
     }
@@ -195,6 +198,26 @@ def _outbox_lines(data: dict[str, Any], now: float) -> list[str]:
 
 
 def _runner_lines(runner: dict[str, Any]) -> list[str]:
+    return _degraded_lines(runner) + _dry_run_lines(runner)
+
+
+def _dry_run_lines(runner: dict[str, Any]) -> list[str]:
+    reason = runner.get("dry_run")
+    if not reason:
+        return []
+    if reason == "--dry-run":
+        return [f"RUNNER IN DRY-RUN (pid {runner.get('pid')}, --dry-run): events are logged, "
+                "not sent to PagerDuty", ""]
+    return [
+        f"RUNNER IN DRY-RUN (pid {runner.get('pid')}): {reason}; events are logged, not sent "
+        "to PagerDuty, so nothing pages",
+        "  give the runner its routing key (the example config reads PAGERDUTY_ROUTING_KEY, "
+        "from /etc/pd-watchdog/env) and restart it, or run it with --dry-run to mean it",
+        "",
+    ]
+
+
+def _degraded_lines(runner: dict[str, Any]) -> list[str]:
     degraded = runner.get("degraded")
     if not degraded:
         return []
