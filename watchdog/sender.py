@@ -201,12 +201,17 @@ class Sender:
 
     def _read_lane(self, lane: int) -> tuple[list[OutboxItem], bool]:
         """The lane's next stored events, less those delivered but not yet settled."""
+        with self._settle_lock:
+            # Before reading: any lane may settle these meanwhile, and then they leave the
+            # outbox; one settled after the read is still skipped (a copy taken after the
+            # read could miss it and send it again).
+            unsettled = set(self._unsettled)
         try:
             items = self.store.pending(BATCH, lane=lane, lanes=self.lanes)
         except Exception as exc:
             self._complain("read", f"cannot read the outbox: {exc}")
             return [], True
-        return [item for item in items if item.id not in self._unsettled], False
+        return [item for item in items if item.id not in unsettled], False
 
     def _deliver_from_memory(self, held: MemoryItem) -> None:
         """One attempt at an event kept in memory; its fate is kept on the item."""
