@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 # Standard library imports
+import functools
+import json
 import logging
+import math
 import os
 import random
 import time
@@ -14,6 +17,7 @@ from typing import Any
 import requests
 
 # Local package imports
+from pagerduty_api._deadline import Deadline, DeadlineAdapter, deadline_session, read_answer
 from pagerduty_api._transport import (
     BODY_TEXT_LIMIT,
     backoff_delay,
@@ -32,6 +36,10 @@ from pagerduty_api.exceptions import (
 from pagerduty_api.version import __version__
 
 logger = logging.getLogger("pagerduty_api")
+
+__all__ = ["AuthorizedResource", "DeadlineAdapter", "Resource"]
+
+LOG_BODY_LIMIT = 200  # characters of an answer quoted in a log line
 
 # Errors after which the same request may well succeed: worth another attempt.
 _TRANSIENT_ERRORS = (
@@ -71,7 +79,7 @@ class Resource:
         url = self.default_url if url is None else url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigurationException(f"url must start with http:// or https://, got {url!r}")
-        if not _is_seconds(timeout) or timeout == 0:
+        if not _is_seconds(timeout) or timeout == 0 or not math.isfinite(timeout):
             raise ConfigurationException(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
@@ -92,7 +100,7 @@ class Resource:
     def session(self) -> requests.Session:
         """The session every request goes through, so connections are reused."""
         if self._session is None:
-            self._session = requests.Session()
+            self._session = deadline_session()
         return self._session
 
     def close(self) -> None:
@@ -133,9 +141,11 @@ class Resource:
     def request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
         """Send one call and return PagerDuty's JSON answer, retrying only what may pass later.
 
-        400 raises InvalidEventException at once; other 4xx (outside `retry_statuses`) raise
-        PagerDutyAPIServerException at once; the rest is retried until `retry_deadline`
-        seconds after the first attempt (0: exactly one attempt).
+        Any 2xx is success (an odd body is logged and returned as {"status": "accepted",
+        "raw_body": ...}); a 3xx is never followed; 400 raises InvalidEventException at once;
+        other 4xx (outside `retry_statuses`) raise PagerDutyAPIServerException at once; the
+        rest is retried until `retry_deadline` seconds after the first attempt (0: exactly
+        one attempt). Each attempt, whole answer included, has `timeout` seconds.
         """
         url = f"{self.url}/{path.lstrip('/')}"
         data = None if payload is None else encode_json(payload)
@@ -144,9 +154,7 @@ class Resource:
         while True:
             attempt += 1
             try:
-                response = self.session.request(
-                    method, url, data=data, headers=self._headers(), timeout=self.timeout
-                )
+                answer = self._exchange(method, url, data)
             except _TRANSIENT_ERRORS as exc:
                 status, body, retry_after = None, None, None
                 last = self._redact(f"{type(exc).__name__}: {exc}")
@@ -154,20 +162,9 @@ class Resource:
                 message = self._redact(f"PagerDuty request not sent: {type(exc).__name__}: {exc}")
                 raise PagerDutyAPIServerException(message) from None
             else:
-                status = response.status_code
-                body = truncate(self._redact(response.text), BODY_TEXT_LIMIT)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if 200 <= status < 300:
-                    return self._decode(response, body)
-                if status == 400:
-                    raise self._invalid(response, body)
-                if status < 500 and status not in self.retry_statuses:
-                    raise PagerDutyAPIServerException(
-                        f"PagerDuty answered {status} (not retried): {body}",
-                        status_code=status,
-                        body=body,
-                        retry_after=retry_after,
-                    )
+                if 200 <= answer.status < 300:
+                    return self._accepted(method, path, answer)
+                status, body, retry_after = self._refuse_or_retry(answer)
                 last = f"HTTP {status}: {body}"
             elapsed = self._clock() - start
             delay = backoff_delay(attempt - 1, self._jitter) if retry_after is None else retry_after
@@ -183,38 +180,120 @@ class Resource:
                 "PagerDuty %s %s: %s; retry in %.2f s (attempt %d)",
                 method,
                 path,
-                truncate(last, 200),
+                truncate(last, LOG_BODY_LIMIT),
                 delay,
                 attempt + 1,
             )
             self._sleep(delay)
 
-    def _decode(self, response: requests.Response, body: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise PagerDutyAPIServerException(
-                f"PagerDuty answered {response.status_code} but not with a JSON object: {body}",
-                status_code=response.status_code,
-                body=body,
-            )
-        return data
+    def _exchange(self, method: str, url: str, data: bytes | None) -> _Answer:
+        """One request and its whole answer within `timeout` seconds; redirects not followed.
 
-    def _invalid(self, response: requests.Response, body: str) -> InvalidEventException:
+        Goes through `self.session.request`, the one place a test or a caller's session sees.
+        """
+        deadline = Deadline(self.timeout)
         try:
-            data = response.json()
-        except ValueError:
-            data = None
-        errors = [self._redact(error) for error in extract_errors(data)]
-        detail = "; ".join(errors) if errors else body
+            with deadline:
+                response = self.session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=self._headers(),
+                    timeout=deadline,
+                    stream=True,
+                    allow_redirects=False,
+                )
+                with response:  # closed, or its connection back in the pool, whatever happens
+                    deadline.watch_answer(response.raw)
+                    content = read_answer(response)
+        except requests.RequestException:
+            if deadline.expired:
+                raise deadline.timeout_error() from None
+            raise
+        if deadline.cut:  # the answer may be cut short: not one to act on
+            raise deadline.timeout_error()
+        return _Answer(response.status_code, response.headers, content, self._secrets())
+
+    def _accepted(self, method: str, path: str, answer: _Answer) -> dict[str, Any]:
+        """A 2xx is PagerDuty taking the event, whatever the body says: never retry it."""
+        data = answer.data
+        if isinstance(data, dict):
+            return data
+        shown = answer.body or "(empty body)"
+        logger.warning(
+            "PagerDuty %s %s answered %d (Content-Type %s) without a JSON object; taken as "
+            "accepted: %s",
+            method,
+            path,
+            answer.status,
+            answer.headers.get("Content-Type", "none"),
+            truncate(shown, LOG_BODY_LIMIT),
+        )
+        return {"status": "accepted", "raw_body": answer.body}
+
+    def _refuse_or_retry(self, answer: _Answer) -> tuple[int, str, float | None]:
+        """Raise for an answer that no retry can fix; else what the retry needs to know."""
+        status, body = answer.status, answer.body
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if 300 <= status < 400:
+            raise self._redirected(answer, retry_after)
+        if status == 400:
+            raise self._invalid(answer)
+        if status < 500 and status not in self.retry_statuses:
+            raise PagerDutyAPIServerException(
+                f"PagerDuty answered {status} (not retried): {body}",
+                status_code=status,
+                body=body,
+                retry_after=retry_after,
+            )
+        return status, body, retry_after
+
+    def _redirected(
+        self, answer: _Answer, retry_after: float | None
+    ) -> PagerDutyAPIServerException:
+        location = answer.headers.get("Location")
+        where = (
+            f"to {truncate(self._redact(location), LOG_BODY_LIMIT)}"
+            if location
+            else "without a Location"
+        )
+        return PagerDutyAPIServerException(
+            f"PagerDuty answered {answer.status} redirecting {where}; not followed (the event "
+            f"and its key would go there): fix the url setting ({self.url}), e.g. https:// "
+            "instead of http://, the right host, or a proxy that should not redirect",
+            status_code=answer.status,
+            body=answer.body,
+            retry_after=retry_after,
+        )
+
+    def _invalid(self, answer: _Answer) -> InvalidEventException:
+        errors = [self._redact(error) for error in extract_errors(answer.data)]
+        detail = "; ".join(errors) if errors else answer.body
         return InvalidEventException(
             f"PagerDuty refused the request (400): {detail}{self._explain_invalid(detail)}",
             status_code=400,
-            body=body,
+            body=answer.body,
             errors=errors,
         )
+
+
+class _Answer:
+    """An answer read in full: status, headers, and the body as bytes, text and JSON."""
+
+    def __init__(self, status: int, headers: Any, content: bytes, secrets: tuple[str, ...]) -> None:
+        self.status = status
+        self.headers = headers
+        self.content = content
+        # What may be quoted (exceptions, logs, the accepted dict): redacted and truncated.
+        self.body = truncate(redact(content.decode("utf-8", "replace"), secrets), BODY_TEXT_LIMIT)
+
+    @functools.cached_property
+    def data(self) -> Any:
+        """The decoded JSON, or None when the body is not JSON."""
+        try:
+            return json.loads(self.content)
+        except (ValueError, RecursionError):
+            return None
 
 
 class AuthorizedResource(Resource):

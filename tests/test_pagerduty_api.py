@@ -16,6 +16,7 @@ import responses
 # Local package imports
 import pagerduty_api
 from pagerduty_api import Alert
+from pagerduty_api._deadline import Deadline
 from pagerduty_api._transport import jsonable, mask_key, redact
 from pagerduty_api.base import AuthorizedResource, Resource
 from pagerduty_api.exceptions import (
@@ -390,7 +391,7 @@ def test_url_none_means_the_default():
     assert Alert(service_key=KEY, url=None).url == "https://events.pagerduty.com"
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "10", True, None])
+@pytest.mark.parametrize("timeout", [0, -1, "10", True, None, float("inf"), float("nan")])
 def test_timeout_must_be_positive_seconds(timeout):
     with pytest.raises(ConfigurationException, match="timeout"):
         Alert(service_key=KEY, timeout=timeout)
@@ -422,7 +423,9 @@ def test_every_request_has_the_timeout_and_json_headers_and_no_token(pd):
     pd.add(responses.POST, V1_URL, json=v1_ok())
     Alert(service_key=KEY, timeout=3.5).trigger("No data received")
     request = pd.calls[0].request
-    assert request.req_kwargs["timeout"] == 3.5
+    timeout = request.req_kwargs["timeout"]  # one deadline for the whole exchange
+    assert isinstance(timeout, Deadline) and timeout.seconds == 3.5
+    assert request.req_kwargs["stream"] is True  # the body is read against the deadline
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["User-Agent"] == f"pagerduty_api/{__version__}"
     assert "Authorization" not in request.headers
@@ -525,7 +528,7 @@ def test_authorized_resource_sends_the_argument_key(pd):
     request = pd.calls[0].request
     assert request.headers["Authorization"] == "Token token=argkey-1234567890abcdef"
     assert request.body is None
-    assert request.req_kwargs["timeout"] == 10
+    assert request.req_kwargs["timeout"].seconds == 10
 
 
 def test_authorized_resource_sends_the_environment_key(pd, monkeypatch):

@@ -295,7 +295,7 @@ def test_retry_deadline_zero_is_exactly_one_attempt(
 
 
 @BOTH
-@pytest.mark.parametrize("status", [404, 413, 401, 302])
+@pytest.mark.parametrize("status", [404, 413, 401])
 def test_other_4xx_are_not_retried(pd, fake_time, api, status):
     pd.add(responses.POST, URLS[api], status=status, body=f"status {status}")
     with pytest.raises(PagerDutyAPIServerException) as caught:
@@ -307,12 +307,76 @@ def test_other_4xx_are_not_retried(pd, fake_time, api, status):
     assert len(pd.calls) == 1 and fake_time.sleeps == []
 
 
-@pytest.mark.parametrize("body", ["<html>OK</html>", "[1, 2]", ""])
-def test_success_status_without_a_json_object_is_an_error(pd, body):
-    pd.add(responses.POST, URLS["v2"], body=body, status=202)
-    with pytest.raises(PagerDutyAPIServerException, match="not with a JSON object") as caught:
+# --- A 2xx is PagerDuty taking the event, whatever its body ------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("<html>OK</html>", "<html>OK</html>"),
+        ("[1, 2]", "[1, 2]"),
+        ('"ok"', '"ok"'),
+        ("", "(empty body)"),
+        ("[" * 100_000, "[[["),  # JSON too deep to decode: still just an odd body
+        (b"\xff\xfe not utf-8", "\ufffd\ufffd not utf-8"),
+    ],
+)
+def test_success_status_without_a_json_object_is_accepted(pd, caplog, fake_time, api, body, shown):
+    pd.add(responses.POST, URLS[api], body=body, status=OK_STATUS[api])
+    with caplog.at_level(logging.WARNING, logger="pagerduty_api"):
+        answer = alert(api).trigger("x")
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    assert answer == {"status": "accepted", "raw_body": truncate(text, 1000)}
+    (record,) = caplog.records  # one warning, no retry
+    assert record.levelno == logging.WARNING
+    assert f"answered {OK_STATUS[api]}" in record.getMessage()
+    assert "taken as accepted" in record.getMessage() and shown in record.getMessage()
+    assert len(pd.calls) == 1 and fake_time.sleeps == []
+
+
+def test_odd_success_body_is_redacted_and_truncated(pd, caplog):
+    pd.add(responses.POST, URLS["v2"], body=f"<p>key {KEY}</p>" + "x" * 5000, status=202)
+    with caplog.at_level(logging.WARNING, logger="pagerduty_api"):
+        answer = alert("v2").trigger("x")
+    assert answer["raw_body"].startswith("<p>key …455c</p>")
+    assert len(answer["raw_body"]) == 1000 and answer["raw_body"].endswith(MARKER)
+    assert KEY not in caplog.text and "…455c" in caplog.text
+    assert len(caplog.records[0].getMessage()) < 400  # the log line quotes 200 characters
+
+
+def test_only_the_first_64_kib_of_an_answer_are_read(pd):
+    document = {"status": "success", "pad": "x" * 70_000}
+    pd.add(responses.POST, URLS["v2"], json=document, status=202)
+    answer = alert("v2").trigger("x")  # cut short, so not a JSON object any more
+    assert answer["status"] == "accepted" and answer["raw_body"].startswith('{"status"')
+
+
+# --- Redirects are never followed --------------------------------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_is_an_error_naming_the_location(pd, fake_time, api, status):
+    target = f"https://elsewhere.example/enqueue?key={KEY}"
+    pd.add(responses.POST, URLS[api], status=status, headers={"Location": target}, body="moved")
+    with pytest.raises(PagerDutyAPIServerException) as caught:
+        alert(api).trigger("x")
+    exc = caught.value
+    assert not isinstance(exc, InvalidEventException)
+    assert (exc.status_code, exc.body) == (status, "moved")
+    message = str(exc)
+    assert f"{status} redirecting to https://elsewhere.example/enqueue?key=…455c" in message
+    assert "not followed" in message and "fix the url setting (http://127.0.0.1:9)" in message
+    assert KEY not in message
+    assert len(pd.calls) == 1 and fake_time.sleeps == []
+
+
+def test_redirect_without_a_location(pd):
+    pd.add(responses.POST, URLS["v2"], status=304, headers={"Retry-After": "5"})
+    with pytest.raises(PagerDutyAPIServerException, match="304 redirecting without a") as caught:
         alert("v2").trigger("x")
-    assert (caught.value.status_code, caught.value.body) == (202, body)
+    assert caught.value.retry_after == 5.0
 
 
 def test_long_answer_bodies_are_truncated(pd):
