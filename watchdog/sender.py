@@ -1,11 +1,18 @@
 """Delivers the outbox to PagerDuty: in order per incident key, at least once, through outages.
 
 Each of `lanes` threads owns the incident keys that hash to it (the same crc32 the store
-indexes) and sends its events strictly in outbox order, retrying the event at its head until
-PagerDuty takes it. So a resolve never overtakes its trigger, and a trigger and a resolve that
-are both queued are both sent. An event leaves the outbox only after PagerDuty accepted it
-(or refused it for good with a 400, which parks it as a dead letter); a crash in between
-means it is sent again on the next start, which PagerDuty de-duplicates by key.
+indexes). A lane sends its events one at a time, retrying one until PagerDuty takes it, and
+never lets an event overtake an older one of the same key: a resolve never overtakes its
+trigger, and a trigger and a resolve that are both queued are both sent. Between keys a page
+comes first: a trigger with nothing older of its key pending goes before the lane's other
+events (watchdog/retry.py holds that rule and the backoff caps). An event leaves the outbox
+only after PagerDuty accepted it (or refused it for good with a 400, which parks it as a
+dead letter); a crash in between means it is sent again on the next start, which PagerDuty
+de-duplicates by key.
+
+After an outage, the first lane PagerDuty answers again wakes every lane out of its backoff,
+and every attempt takes a slot from its routing key's Pacer (watchdog/pacer.py), so a
+backlog drains at PagerDuty's rate limit instead of earning 429s.
 
 All waiting happens on these threads: probes only write to the store and call wake().
 """
@@ -18,16 +25,23 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import requests
-
-from pagerduty_api.exceptions import (
-    IncidentKeyException,
-    InvalidEventException,
-    PagerDutyAPIServerException,
-)
+from pagerduty_api.exceptions import InvalidEventException
+from watchdog.dryrun import LoggingAlert
 from watchdog.model import RESOLVE, TRIGGER, Event
+from watchdog.pacer import Pace, Pacer
+from watchdog.retry import (
+    RESOLVE_BACKOFF_MAX,
+    TRIGGER_BACKOFF_MAX,
+    backoff_delay,
+    is_delivery_error,
+    is_refusal,
+    is_throttle,
+    retry_after_of,
+    send_order,
+)
 from watchdog.store import OutboxItem, Store
 
 logger = logging.getLogger("watchdog.sender")
@@ -36,51 +50,38 @@ CLIENT_NAME = "pd-watchdog"
 BATCH = 100  # outbox rows a lane reads at a time
 IDLE_POLL = 5.0  # seconds a lane sleeps without wake(): a safety net, not the normal path
 MAX_ERROR_CHARS = 500  # of an error kept in the outbox / a dead letter's reason
+PAGERDUTY_PACE = Pace()  # ~110 attempts per rolling 61 s per routing key (PagerDuty: ~120/60 s)
 
 SENT = "sent"
 RETRY = "retry"
 DEAD_LETTER = "dead_letter"
 DRY_RUN = "dry_run"
-
-
-class LoggingAlert:
-    """Dry-run stand-in for pagerduty_api.Alert: logs what would be sent, sends nothing."""
-
-    def trigger(
-        self,
-        description: str,
-        incident_key: str | None = None,
-        client: str | None = None,
-        client_url: str | None = None,
-        details: dict[str, Any] | None = None,
-        *,
-        severity: str | None = None,
-        source: str | None = None,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        """Log the trigger at WARNING (dry runs should be noticed) and pretend it went out."""
-        logger.warning(
-            "dry-run: would trigger %s: %s (%s, %s)", incident_key, description, severity, source
-        )
-        return {"status": "dry-run"}
-
-    def resolve(
-        self,
-        incident_key: str | None = None,
-        description: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Log the resolve at WARNING and pretend it went out."""
-        logger.warning("dry-run: would resolve %s: %s", incident_key, description)
-        return {"status": "dry-run"}
+_REREAD = "reread"  # newer events were recorded: read the outbox again before sending on
+_STOP = "stop"
 
 
 class _Stopped(Exception):
     """The lane was told to stop while it waited; its event stays in the outbox."""
 
 
+@dataclass
+class _Lane:
+    """What one lane remembers between outbox reads."""
+
+    index: int
+    streak: int = 0  # attempts failed in a row; 0 again after an accept or a shared recovery
+    retry_id: int | None = None  # the outbox item whose backoff is running
+    retry_at: float = 0.0  # monotonic instant its next attempt is due
+    recoveries: int = 0  # Sender._recoveries when that backoff began
+
+
 class Sender:
-    """Drains the store's outbox through an Alert-like object on `lanes` daemon threads."""
+    """Drains the store's outbox through an Alert-like object on `lanes` daemon threads.
+
+    `pace` is the attempt budget per routing key (None: unpaced); an alert without a
+    `service_key` (the dry run's LoggingAlert) is never paced. `rng` makes the jitter
+    reproducible in tests.
+    """
 
     def __init__(
         self,
@@ -89,8 +90,11 @@ class Sender:
         *,
         lanes: int = 4,
         backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
+        trigger_backoff_max: float = TRIGGER_BACKOFF_MAX,
+        resolve_backoff_max: float = RESOLVE_BACKOFF_MAX,
+        pace: Pace | None = PAGERDUTY_PACE,
         on_result: Callable[[Event, str], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
@@ -98,13 +102,19 @@ class Sender:
         self.alert = alert
         self.lanes = lanes
         self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.trigger_backoff_max = trigger_backoff_max
+        self.resolve_backoff_max = resolve_backoff_max
+        self.pace = pace
         self.on_result = on_result
-        self._wakes = [threading.Event() for _ in range(lanes)]
+        self._cv = threading.Condition()  # every wait of every lane; notified on any news
+        self._woken = [False] * lanes  # set by wake(), cleared by the lane before it reads
+        self._recoveries = 0  # bumped when an event is accepted after failures
+        self._pacers: dict[str, Pacer] = {}
+        self._pacers_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._deadline: float | None = None  # monotonic; set by stop()
-        self._random = random.Random()
+        self._random = rng or random.Random()
 
     # --------------------------------------------------------------- public API
 
@@ -120,9 +130,11 @@ class Sender:
             thread.start()
 
     def wake(self) -> None:
-        """New events were recorded: have idle lanes look at the outbox now."""
-        for event in self._wakes:
-            event.set()
+        """New events were recorded: have lanes look at the outbox now (a trigger may go
+        ahead of resolves a lane is waiting to send)."""
+        with self._cv:
+            self._woken[:] = [True] * self.lanes
+            self._cv.notify_all()
 
     def stop(self, flush_timeout: float = 5.0) -> int:
         """Stop: lanes keep draining for at most flush_timeout s, then quit; returns pending.
@@ -143,99 +155,158 @@ class Sender:
 
     # ---------------------------------------------------------------- the lanes
 
-    def _run_lane(self, lane: int) -> None:
+    def _run_lane(self, index: int) -> None:
         """One lane's loop; it never dies of an exception, only of stop()."""
+        lane = _Lane(index)
         failures = 0
         while not self._out_of_time():
-            wake = self._wakes[lane]
-            wake.clear()  # before reading, so a record() after the read still wakes us
+            with self._cv:
+                self._woken[index] = False  # before reading: a record() after it still wakes us
             try:
-                items = self.store.pending(BATCH, lane=lane, lanes=self.lanes)
+                items = self.store.pending(BATCH, lane=index, lanes=self.lanes)
             except Exception:
                 failures += 1
-                logger.exception("sender lane %d: cannot read the outbox", lane)
-                if not self._pause(self._backoff(failures, None)):
+                logger.exception("sender lane %d: cannot read the outbox", index)
+                if not self._pause(self._backoff(failures, None, self.trigger_backoff_max)):
                     return
                 continue
             failures = 0
             if not items:
                 if self._stopping.is_set():
                     return
-                wake.wait(IDLE_POLL)
+                self._wait(IDLE_POLL, lambda: self._woken[index] or self._stopping.is_set())
                 continue
             try:
-                for item in items:
-                    if self._out_of_time():
-                        return
-                    self._deliver(lane, item)
+                if not self._drain(lane, send_order(items)):
+                    return
             except _Stopped:
                 return
             except Exception:  # a bug here must not silence a lane for the process lifetime
                 failures += 1
-                logger.exception("sender lane %d: unexpected error; carrying on", lane)
-                if not self._pause(self._backoff(failures, None)):
+                logger.exception("sender lane %d: unexpected error; carrying on", index)
+                if not self._pause(self._backoff(failures, None, self.trigger_backoff_max)):
                     return
 
-    def _deliver(self, lane: int, item: OutboxItem) -> None:
-        """Send one event until PagerDuty takes or refuses it; raises _Stopped on stop()."""
-        attempts = item.attempts
-        event = item.event
-        while True:
-            try:
-                self._send(event)
-            except Exception as exc:
-                if not _is_refusal(exc):
-                    attempts = self._retry_later(item, attempts, exc)
-                    continue
-                reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
-                self._persist(lane, functools.partial(self.store.dead_letter, item.id, reason))
-                logger.error(
-                    "dead letter %s %s (id %d): refused, never to be accepted: %s",
-                    event.action,
-                    event.incident_key,
-                    item.id,
-                    reason,
-                )
-                self._report(event, DEAD_LETTER)
-                return
-            # Accepted. Until mark_sent commits, a crash resends it (PagerDuty dedups by key);
-            # the lane must not move past it before that, or a resend could overtake a resolve.
-            self._persist(lane, functools.partial(self.store.mark_sent, item.id))
-            if isinstance(self.alert, LoggingAlert):
-                self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
-                return
-            logger.info("sent %s %s (id %d)", event.action, event.incident_key, item.id)
-            self._report(event, SENT)
-            return
+    def _drain(self, lane: _Lane, items: list[OutboxItem]) -> bool:
+        """Send items in order until one fails or newer events arrive; False means stop."""
+        for item in items:
+            if self._out_of_time():
+                return False
+            if item.id == lane.retry_id:
+                if not self._wait_backoff(lane):
+                    return False
+                if lane.retry_id is not None and time.monotonic() < lane.retry_at:
+                    return True  # woken early by new events: read again, they may go first
+            outcome = self._attempt(lane, item)
+            if outcome == _STOP:
+                return False
+            if outcome in (RETRY, _REREAD) or self._woken[lane.index]:
+                return True
+        return True
 
-    def _retry_later(self, item: OutboxItem, attempts: int, exc: Exception) -> int:
-        """Note a failed attempt and wait out the backoff; raises _Stopped on stop()."""
+    def _wait_backoff(self, lane: _Lane) -> bool:
+        """Wait until the lane's retry is due, others saw PagerDuty recover, or new events
+        arrive; False means stop."""
+        delay = lane.retry_at - time.monotonic()
+        if delay > 0 and not self._stopping.is_set():
+            began = lane.recoveries
+            self._wait(
+                delay,
+                lambda: (
+                    self._stopping.is_set() or self._recoveries != began or self._woken[lane.index]
+                ),
+            )
+        if self._stopping.is_set():
+            return False
+        if self._recoveries != lane.recoveries:  # another lane got through: so may we
+            lane.streak, lane.retry_id = 0, None
+        return True
+
+    def _attempt(self, lane: _Lane, item: OutboxItem) -> str:
+        """One paced attempt at one event: SENT, DEAD_LETTER, RETRY, _REREAD or _STOP."""
         event = item.event
-        attempts += 1
+        pacer = self._pacer()
+        if pacer is not None and not self._take_slot(lane, pacer):
+            return _STOP if self._out_of_time() else _REREAD
+        try:
+            self._send(event)
+        except Exception as exc:
+            if not is_refusal(exc):
+                self._retry_later(lane, item, exc, pacer)
+                return RETRY
+            reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
+            self._persist(lane.index, functools.partial(self.store.dead_letter, item.id, reason))
+            what = f"{event.action} {event.incident_key} (id {item.id})"
+            logger.error("dead letter %s: refused, never to be accepted: %s", what, reason)
+            self._report(event, DEAD_LETTER)
+            return DEAD_LETTER
+        if pacer is not None:
+            pacer.accepted()
+        # Accepted. Until mark_sent commits, a crash resends it (PagerDuty dedups by key);
+        # the lane must not move past it before that, or a resend could overtake a resolve.
+        self._persist(lane.index, functools.partial(self.store.mark_sent, item.id))
+        if lane.streak:
+            self._recovered(lane)
+        lane.streak, lane.retry_id = 0, None
+        if isinstance(self.alert, LoggingAlert):
+            self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
+            return SENT
+        logger.info("sent %s %s (id %d)", event.action, event.incident_key, item.id)
+        self._report(event, SENT)
+        return SENT
+
+    def _take_slot(self, lane: _Lane, pacer: Pacer) -> bool:
+        """Wait for a slot in the routing key's budget; False: out of time, or new events
+        arrived (the lane reads again, so a new trigger can have the slot)."""
+        while not self._out_of_time():
+            wait = pacer.reserve()
+            if wait <= 0:
+                return True
+            if self._woken[lane.index]:
+                return False
+            self._wait(wait, lambda: self._woken[lane.index])
+        return False
+
+    def _retry_later(
+        self, lane: _Lane, item: OutboxItem, exc: Exception, pacer: Pacer | None
+    ) -> None:
+        """Note a failed attempt and when to try again (the lane waits in _wait_backoff)."""
+        event = item.event
+        lane.streak += 1
         error = self._describe(exc, invalid=False)
         self._note_failure(item.id, error)
-        delay = self._backoff(attempts, getattr(exc, "retry_after", None))
-        if not _is_delivery_error(exc):
-            logger.error(
-                "sender bug sending %s %s (id %d); treating it as retryable",
-                event.action,
-                event.incident_key,
-                item.id,
-                exc_info=True,
-            )
+        retry_after = retry_after_of(exc)
+        if pacer is not None and is_throttle(exc, getattr(self.alert, "api", None)):
+            if retry_after is not None:
+                pacer.hold(retry_after)  # PagerDuty asked the whole key to wait
+            if pacer.throttled():
+                logger.warning(
+                    "PagerDuty throttled events faster than our budget; pacing at %d per %g s",
+                    pacer.budget,
+                    pacer.pace.window,
+                )
+        cap = self.trigger_backoff_max if event.action == TRIGGER else self.resolve_backoff_max
+        delay = self._backoff(lane.streak, retry_after, cap)
+        lane.retry_id, lane.retry_at = item.id, time.monotonic() + delay
+        lane.recoveries = self._recoveries
+        what = f"{event.action} {event.incident_key} (id {item.id})"
+        if not is_delivery_error(exc):
+            logger.error("sender bug sending %s; treating it as retryable", what, exc_info=True)
         logger.warning(
-            "retry %s %s (id %d): attempt %d failed: %s; next try in %.2f s",
-            event.action,
-            event.incident_key,
-            item.id,
-            attempts,
+            "retry %s: attempt %d failed: %s; next try in %.2f s",
+            what,
+            item.attempts + 1,
             error,
             delay,
         )
         self._report(event, RETRY)
-        if self._stopping.is_set() or not self._pause(delay):
-            raise _Stopped from None
-        return attempts
+
+    def _recovered(self, lane: _Lane) -> None:
+        """An event got through after failures: lanes backing off retry now, from scratch."""
+        logger.info("sender lane %d: PagerDuty takes events again; all lanes retry now", lane.index)
+        with self._cv:
+            self._recoveries += 1
+            self._cv.notify_all()
 
     def _send(self, event: Event) -> Any:
         if event.action == TRIGGER:
@@ -257,6 +328,18 @@ class Sender:
 
     # ------------------------------------------------------------------ helpers
 
+    def _pacer(self) -> Pacer | None:
+        """The budget of the alert's routing key (created on first use; a reload may change
+        the key), or None when unpaced."""
+        key = getattr(self.alert, "service_key", None)
+        if self.pace is None or not isinstance(key, str) or not key:
+            return None
+        with self._pacers_lock:
+            pacer = self._pacers.get(key)
+            if pacer is None:
+                pacer = self._pacers[key] = Pacer(self.pace)
+            return pacer
+
     def _persist(self, lane: int, write: Callable[[], None]) -> None:
         """Retry a store write (mark_sent / dead_letter) until it commits; the lane waits."""
         failures = 0
@@ -272,7 +355,7 @@ class Sender:
                     raise _Stopped from None
                 failures += 1
                 logger.exception("sender lane %d: cannot update the outbox", lane)
-                if not self._pause(self._backoff(failures, None)):
+                if not self._pause(self._backoff(failures, None, self.trigger_backoff_max)):
                     raise _Stopped from None
 
     def _note_failure(self, item_id: int, error: str) -> None:
@@ -289,13 +372,18 @@ class Sender:
         except Exception:
             logger.exception("on_result callback failed for %s", outcome)
 
-    def _backoff(self, attempts: int, retry_after: Any) -> float:
-        """Full jitter: uniform(0, min(max, base * 2**(attempts-1))), at least Retry-After."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(max(attempts - 1, 0), 60))
-        delay = self._random.uniform(0.0, ceiling)
-        if isinstance(retry_after, int | float) and retry_after > delay:
-            delay = float(retry_after)
-        return delay
+    def _backoff(self, attempts: int, retry_after: float | None, cap: float) -> float:
+        return backoff_delay(
+            attempts, base=self.backoff_base, cap=cap, retry_after=retry_after, rng=self._random
+        )
+
+    def _wait(self, seconds: float, until: Callable[[], bool]) -> None:
+        """Wait up to seconds (never past stop()'s deadline) or until until() holds."""
+        deadline = self._deadline
+        if deadline is not None:
+            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+        with self._cv:
+            self._cv.wait_for(until, timeout=seconds)
 
     def _pause(self, delay: float) -> bool:
         """Wait delay seconds unless stop() comes first; False means stop."""
@@ -318,18 +406,3 @@ class Sender:
         if isinstance(key, str) and key:
             text = text.replace(key, "***")
         return text[:MAX_ERROR_CHARS]
-
-
-# Refusals that no retry can fix: PagerDuty's 400, or the client refusing before sending
-# (a key or value it knows PagerDuty would reject). These go to the dead letters.
-_REFUSALS = (InvalidEventException, IncidentKeyException, ValueError, TypeError)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    # requests' InvalidURL is also a ValueError, but it is about transport, not the event.
-    return isinstance(exc, _REFUSALS) and not isinstance(exc, requests.RequestException)
-
-
-def _is_delivery_error(exc: BaseException) -> bool:
-    """PagerDuty or the network said no (expected), as opposed to a bug in our code."""
-    return isinstance(exc, PagerDutyAPIServerException | requests.RequestException | OSError)
