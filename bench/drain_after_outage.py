@@ -13,8 +13,9 @@ stand-in applies PagerDuty's rate limit all along (--limit calls per routing key
 60 s, default 120; throttled and failed calls count, as PagerDuty counts calls).
 
 Measured from the switch ("recovery"): first and last accepted event, events accepted
-within 5 s, calls throttled by the limit after it, and the most events accepted in any 60 s. Everything is on 127.0.0.1;
-the runner gets its own process group and is stopped at the end, also on Ctrl-C.
+within 5 s, calls throttled by the limit after it, and the most events accepted in any
+60 s. Everything is on 127.0.0.1; the runner gets its own process group and is stopped at
+the end, also on Ctrl-C.
 """
 
 from __future__ import annotations
