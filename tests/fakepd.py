@@ -4,6 +4,8 @@ Tests drive the real client against it, so what they prove holds over real HTTP:
 connections, status codes, Retry-After, requests that never get an answer. It keeps what a
 PagerDuty account would show (incidents per key) and what arrived (accepted events, every
 request), and can fail on demand: the next n requests, or every request until told otherwise.
+With set_rate_limit() it also throttles like PagerDuty: 429 (v1: 403) beyond n calls per
+routing key in any rolling window (PagerDuty: about 120 per 60 s).
 
     with FakePagerDuty() as pd:
         alert = Alert(KEY, api="v2", url=pd.url)
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -226,9 +229,27 @@ class FakePagerDuty:
         with self._lock:
             self._valid_keys = set(keys) if keys is not None else None
 
-    def reset(self) -> None:
-        """Forget everything seen and every injected fault."""
+    def set_rate_limit(self, calls: int | None, window: float = 60.0) -> None:
+        """Throttle as PagerDuty does: beyond `calls` calls per routing key in the last
+        `window` seconds, answer 429 (v1: 403) and drop the event. None: no limit.
+
+        PagerDuty documents "approximately 120 calls/minute per integration key", counted
+        "over a 60 second window looking back from the current time"; every call counts,
+        refused ones too (throttled, failed by a fault, invalid), so hammering a throttled
+        key keeps it throttled.
+        """
+        if calls is not None and (calls < 1 or window <= 0):
+            raise ValueError(f"rate limit needs calls >= 1 and window > 0, got {calls}, {window}")
         with self._lock:
+            self._rate_limit = None if calls is None else (calls, float(window))
+            self._calls = {}
+
+    def reset(self) -> None:
+        """Forget everything seen and every injected fault (the rate limit too)."""
+        with self._lock:
+            self._rate_limit: tuple[int, float] | None = None
+            self._calls: dict[str, deque[float]] = {}  # per routing key: arrival times
+            self._rate_limited = 0
             self._mode = "ok"
             self._mode_retry_after: float | None = None
             self._failures: list[tuple[int, float | None]] = []
@@ -258,6 +279,12 @@ class FakePagerDuty:
         """Every request, failed ones too: path, status (None if never answered), body, ..."""
         with self._lock:
             return copy.deepcopy(self._requests)
+
+    @property
+    def rate_limited(self) -> int:
+        """How many calls the rate limit refused (status 429/403, "rate_limited" in requests)."""
+        with self._lock:
+            return self._rate_limited
 
     @property
     def hanging(self) -> int:
@@ -324,6 +351,10 @@ class FakePagerDuty:
             if path not in (V1_PATH, V2_PATH):
                 entry["status"] = 404
                 return 404, {"status": "not found", "message": "Not found"}, {}
+            if self._over_rate_limit(path, body, now):
+                entry["status"] = status = 429 if path == V2_PATH else 403
+                entry["rate_limited"] = True
+                return status, dict(_FAILURES[status]), {}
             fault = self._fault()
             if fault == "hang":
                 self._hang()
@@ -348,6 +379,23 @@ class FakePagerDuty:
             status, answer = self._accept(api, body, now)
             entry["status"] = status
             return status, answer, {}
+
+    def _over_rate_limit(self, path: str, body: Any, now: float) -> bool:
+        """Count this call against its key; True if that key is over the limit (lock held)."""
+        if self._rate_limit is None or not isinstance(body, dict):
+            return False
+        key = body.get("routing_key" if path == V2_PATH else "service_key")
+        if not isinstance(key, str):
+            return False
+        calls, window = self._rate_limit
+        arrivals = self._calls.setdefault(key, deque())
+        while arrivals and arrivals[0] <= now - window:
+            arrivals.popleft()
+        arrivals.append(now)
+        if len(arrivals) <= calls:
+            return False
+        self._rate_limited += 1
+        return True
 
     def _fault(self) -> tuple[int, float | None] | str | None:
         if self._failures:

@@ -276,3 +276,31 @@ def test_standalone_prints_url_and_logs_events(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         assert proc.wait(5) == 0
+
+
+def test_rate_limit_per_routing_key_over_a_rolling_window(pd: FakePagerDuty) -> None:
+    """Like PagerDuty: n calls per key in any window, then 429 (v1: 403); other keys are free."""
+    pd.set_rate_limit(3, window=0.5)
+    assert [post(pd, V2_PATH, v2()).status_code for _ in range(4)] == [202, 202, 202, 429]
+    throttled = post(pd, V2_PATH, v2())
+    assert throttled.status_code == 429 and throttled.json()["status"] == "throttle event"
+    other = {"service_key": "f" * 32, "event_type": "trigger", "description": "x"}
+    assert [post(pd, V1_PATH, other).status_code for _ in range(4)] == [200, 200, 200, 403]
+    assert pd.rate_limited == 3 and len(pd.events) == 6
+    assert [r.get("rate_limited", False) for r in pd.requests][3:5] == [True, True]
+    time.sleep(0.6)  # the whole window passes: the key's budget is back
+    assert post(pd, V2_PATH, v2()).status_code == 202
+
+
+def test_rate_limit_counts_refused_calls_too(pd: FakePagerDuty) -> None:
+    """A call refused for any reason still counts, so hammering a throttled key keeps it so."""
+    pd.set_rate_limit(2, window=0.5)
+    pd.fail_next(1, status=500)
+    assert post(pd, V2_PATH, v2()).status_code == 500
+    assert post(pd, V2_PATH, v2(summary="")).status_code == 400
+    assert post(pd, V2_PATH, v2()).status_code == 429
+    assert pd.events == [] and pd.rate_limited == 1
+    pd.set_rate_limit(None)
+    assert post(pd, V2_PATH, v2()).status_code == 202
+    with pytest.raises(ValueError, match="calls >= 1"):
+        pd.set_rate_limit(0)

@@ -494,7 +494,8 @@ def test_sender_delivers_the_resolve_behind_an_html_200(tmp_path: Path):
     try:
         with RawServer(answering(html)) as server:
             sender = Sender(
-                store, alert(server, timeout=2), lanes=1, backoff_base=0.05, backoff_max=0.2
+                store, alert(server, timeout=2), lanes=1, backoff_base=0.05,
+                trigger_backoff_max=0.2, resolve_backoff_max=0.2,
             )
             sender.start()
             sender.wake()

@@ -69,7 +69,8 @@ def test_every_event_once_in_order_through_store_failures(ops):
         store = FlakyStore(state_dir)
         store.lock()
         alert = RecordingAlert()
-        sender = Sender(store, alert, lanes=2, backoff_base=0.001, backoff_max=0.01,
+        sender = Sender(store, alert, lanes=2, backoff_base=0.001, trigger_backoff_max=0.01,
+                        resolve_backoff_max=0.01, pace=None,
                         settle_retry=0.01)
         recorder = Recorder(store, sender)
         sender.start()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import re
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -14,16 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fakepd import TEST_KEY, FakePagerDuty
 from pagerduty_api.alert import Alert
+from pagerduty_api.exceptions import PagerDutyAPIServerException
 from watchdog.model import CheckState, Event
+from watchdog.pacer import Pace
+from watchdog.retry import (
+    RESOLVE_BACKOFF_MAX,
+    RETRY_AFTER_MAX,
+    TRIGGER_BACKOFF_MAX,
+    backoff_delay,
+    is_throttle,
+    retry_after_of,
+    send_order,
+)
 from watchdog.sender import LoggingAlert, Sender
-from watchdog.store import Store
+from watchdog.store import OutboxItem, Store
 
 DOWN = CheckState(failures=3, triggered=True, severity="critical")
 UP = CheckState(passes=2)
-FAST = {"backoff_base": 0.05, "backoff_max": 0.2}
+FAST = {"backoff_base": 0.05, "trigger_backoff_max": 0.2, "resolve_backoff_max": 0.2}
+CAPS_30 = {"trigger_backoff_max": 30, "resolve_backoff_max": 30}
 
 
 def trigger(key: str, summary: str = "down") -> Event:
@@ -153,7 +171,9 @@ def test_429_retry_after_is_honoured(pd: FakePagerDuty, store: Store) -> None:
     """PagerDuty's Retry-After wins over a shorter backoff, or we would hammer a throttle."""
     pd.fail_next(1, status=429, retry_after=0.6)
     queue(store, trigger("k"), resolve("k"))
-    runner = Running(store, make_alert(pd), backoff_base=0.01, backoff_max=0.01)
+    runner = Running(
+        store, make_alert(pd), backoff_base=0.01, trigger_backoff_max=0.01, resolve_backoff_max=0.01
+    )
     with runner:
         pd.wait_for(lambda: drained(store))
     first, second = pd.requests[:2]
@@ -281,7 +301,9 @@ def test_stop_is_bounded_while_a_request_hangs(pd: FakePagerDuty, store: Store) 
 def test_stop_interrupts_a_long_backoff(pd: FakePagerDuty, store: Store) -> None:
     pd.set_mode("500")
     queue(store, trigger("k"))
-    sender = Sender(store, make_alert(pd), backoff_base=600, backoff_max=600)
+    sender = Sender(
+        store, make_alert(pd), backoff_base=600, trigger_backoff_max=600, resolve_backoff_max=600
+    )
     sender.start()
     sender.wake()
     pd.wait_for(lambda: store.pending() and store.pending()[0].attempts >= 1)
@@ -349,3 +371,272 @@ def test_dry_run_logs_instead_of_sending(store: Store, caplog: Any) -> None:
     assert "dry-run: would trigger db/disk: disk full (warning, host1)" in warnings
     assert "dry-run: would resolve db/disk: up" in warnings
     assert LoggingAlert().trigger("x", "k") == {"status": "dry-run"}
+
+
+# ------------------------------------------------ after an outage: recovery, caps, pace, order
+
+
+class MaxJitter(random.Random):
+    """Backoff jitter that always draws its ceiling, so the waits are known in advance."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+class OneShortJitter(random.Random):
+    """The first `long` backoffs draw their ceiling, every later one 0.05 s."""
+
+    def __init__(self, long: int) -> None:
+        super().__init__()
+        self.long = long
+        self.lock = threading.Lock()
+
+    def uniform(self, a: float, b: float) -> float:
+        with self.lock:
+            self.long -= 1
+            return b if self.long >= 0 else min(b, 0.05)
+
+
+def key_on(lane: int, lanes: int, prefix: str = "k") -> str:
+    """An incident key that hashes to `lane` (the sender's and the store's crc32)."""
+    return next(
+        f"{prefix}{i}" for i in range(1000) if zlib.crc32(f"{prefix}{i}".encode()) % lanes == lane
+    )
+
+
+def accepted(pd: FakePagerDuty) -> list[tuple[str, str]]:
+    return [(e["action"], e["key"]) for e in pd.events]
+
+
+def test_send_order_puts_pages_first_and_never_reorders_a_key() -> None:
+    def items(*spec: str) -> list[OutboxItem]:
+        events = [trigger(s[1:]) if s[0] == "t" else resolve(s[1:]) for s in spec]
+        return [OutboxItem(i, e, 0.0, 0, None) for i, e in enumerate(events)]
+
+    def order(*spec: str) -> list[str]:
+        return [f"{i.event.action[0]}{i.event.incident_key}" for i in send_order(items(*spec))]
+
+    assert order("rA", "tB", "rC", "tD") == ["tB", "tD", "rA", "rC"]
+    assert order("tA", "rA", "tB") == ["tA", "tB", "rA"]
+    assert order("rA", "tA", "tB") == ["tB", "rA", "tA"]  # trigger A waits for resolve A
+    assert order() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("tr"), st.sampled_from("ABCD")), max_size=30))
+def test_send_order_properties(spec: list[tuple[str, str]]) -> None:
+    """Each key keeps its outbox order; every page with nothing older of its key goes first."""
+    events = [trigger(k) if a == "t" else resolve(k) for a, k in spec]
+    items = [OutboxItem(i, e, 0.0, 0, None) for i, e in enumerate(events)]
+    ordered = send_order(items)
+    assert sorted(i.id for i in ordered) == list(range(len(items)))
+    for key in "ABCD":
+        ids = [i.id for i in ordered if i.event.incident_key == key]
+        assert ids == sorted(ids)
+    firsts = {
+        i.id
+        for i in items
+        if i.event.action == "trigger"
+        and i.id == min(j.id for j in items if j.event.incident_key == i.event.incident_key)
+    }
+    assert {i.id for i in ordered[: len(firsts)]} == firsts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    attempts=st.integers(min_value=0, max_value=10_000),
+    base=st.floats(min_value=0.0, max_value=100.0),
+    retry_after=st.one_of(st.none(), st.floats(min_value=-10, max_value=1e9)),
+)
+def test_backoff_never_exceeds_its_cap(attempts: int, base: float, retry_after: Any) -> None:
+    """However long the outage, a trigger is retried within TRIGGER_BACKOFF_MAX (or the
+    bounded Retry-After PagerDuty asked for)."""
+    exc = PagerDutyAPIServerException("429", status_code=429, retry_after=retry_after)
+    bounded = retry_after_of(exc)
+    delay = backoff_delay(
+        attempts, base=base, cap=TRIGGER_BACKOFF_MAX, retry_after=bounded, rng=MaxJitter()
+    )
+    assert 0.0 <= delay <= max(TRIGGER_BACKOFF_MAX, bounded or 0.0) <= RETRY_AFTER_MAX
+    if retry_after is not None and retry_after > 0:
+        assert bounded == min(retry_after, RETRY_AFTER_MAX)
+    else:
+        assert bounded is None
+
+
+def test_default_caps_keep_a_page_from_waiting_minutes() -> None:
+    assert TRIGGER_BACKOFF_MAX <= 30 and TRIGGER_BACKOFF_MAX < RESOLVE_BACKOFF_MAX
+    sender = Sender(None, LoggingAlert())  # type: ignore[arg-type]
+    assert sender.trigger_backoff_max == TRIGGER_BACKOFF_MAX
+    assert sender.resolve_backoff_max == RESOLVE_BACKOFF_MAX
+    assert sender.pace == Pace()  # paced unless told otherwise: the runner uses the defaults
+    assert is_throttle(PagerDutyAPIServerException(status_code=403), "v1")
+    assert not is_throttle(PagerDutyAPIServerException(status_code=403), "v2")
+
+
+def test_trigger_backoff_stops_growing_at_its_cap(
+    pd: FakePagerDuty, store: Store, caplog: Any
+) -> None:
+    """The waits of a long outage: a trigger's stop at its cap, a resolve's at its own."""
+    caplog.set_level(logging.WARNING, logger="watchdog.sender")
+    pd.set_mode("500")
+    queue(store, trigger("t"))
+    queue(store, resolve("r"))
+    caps = {"trigger_backoff_max": 0.08, "resolve_backoff_max": 0.16}
+    with Running(store, make_alert(pd), lanes=1, backoff_base=0.01, rng=MaxJitter(), **caps):
+        pd.wait_for(lambda: len(pd.requests) >= 8)
+        store.dead_letter(1, "test: let the resolve be retried too")
+        pd.wait_for(lambda: len([r for r in pd.requests if r["body"]["dedup_key"] == "r"]) >= 3)
+    delays: dict[str, list[float]] = {"t": [], "r": []}
+    for line in caplog.messages:
+        match = re.match(r"retry \w+ (\w) \(id \d+\): .*next try in ([\d.]+) s", line)
+        if match:
+            delays[match[1]].append(float(match[2]))
+    assert delays["t"][:5] == [0.01, 0.02, 0.04, 0.08, 0.08]
+    assert max(delays["t"]) == 0.08
+    assert set(delays["r"]) == {0.16}  # the resolve's own cap, above the trigger's
+
+
+def test_lanes_backed_off_in_an_outage_resume_when_one_gets_through(
+    pd: FakePagerDuty, store: Store
+) -> None:
+    """Three lanes are 20 s into a backoff when PagerDuty comes back; the fourth lane's first
+    accept wakes them, so every page goes out at once instead of 20 s later."""
+    keys = [key_on(lane, 4) for lane in range(4)]
+    for key in keys:
+        queue(store, trigger(key))
+    pd.set_mode("500")
+    jitter = OneShortJitter(long=3)
+    with Running(store, make_alert(pd), lanes=4, backoff_base=20, rng=jitter, **CAPS_30):
+        pd.wait_for(lambda: {r["body"]["dedup_key"] for r in pd.requests} == set(keys))
+        pd.wait_for(lambda: len(pd.requests) >= 6)  # one lane retries quickly, the rest wait
+        pd.set_mode("ok")
+        pd.wait_for(lambda: drained(store), timeout=15)
+    times = [e["received_at"] for e in pd.events]
+    assert sorted(e["key"] for e in pd.events) == sorted(keys)
+    assert max(times) - min(times) < 2.0  # not 20 s: they did not sit out their backoff
+
+
+def test_drain_at_pagerduty_rate_limit_earns_no_429(pd: FakePagerDuty, store: Store) -> None:
+    """A backlog five times the budget, PagerDuty limiting the key: every event arrives, and
+    not one call is throttled (PagerDuty counts throttled calls against the key too)."""
+    # Room for timing noise: even two of our budget windows squeezed into one of PagerDuty's
+    # by a stalled machine stay within its limit.
+    pd.set_rate_limit(12, window=0.3)
+    keys = [f"backlog-{i}" for i in range(30)]
+    for key in keys:
+        queue(store, trigger(key))
+    with Running(store, make_alert(pd), lanes=4, pace=Pace(events=6, window=0.4)):
+        pd.wait_for(lambda: drained(store), timeout=20)
+    assert pd.rate_limited == 0
+    assert [r["status"] for r in pd.requests] == [202] * 30
+    assert sorted(e["key"] for e in pd.events) == sorted(keys)
+
+
+def test_a_new_trigger_goes_before_resolves_the_lane_is_retrying(
+    pd: FakePagerDuty, store: Store
+) -> None:
+    """PagerDuty is down, a lane is 30 s into backing off a resolve; a page recorded now is
+    tried at once, and once PagerDuty is back it is the first to arrive."""
+    pd.set_mode("500")
+    queue(store, resolve("A"))
+    queue(store, resolve("C"))
+    caps = {"trigger_backoff_max": 0.2, "resolve_backoff_max": 30}
+    with Running(store, make_alert(pd), lanes=1, backoff_base=30, rng=MaxJitter(), **caps) as s:
+        pd.wait_for(lambda: pd.requests)
+        queue(store, trigger("B"))
+        s.wake()
+        pd.wait_for(lambda: any(r["body"]["dedup_key"] == "B" for r in pd.requests))
+        pd.set_mode("ok")
+        pd.wait_for(lambda: drained(store), timeout=10)
+    assert accepted(pd) == [("trigger", "B"), ("resolve", "A"), ("resolve", "C")]
+
+
+def test_a_new_trigger_takes_the_next_slot_ahead_of_queued_resolves(
+    pd: FakePagerDuty, store: Store
+) -> None:
+    """The budget is spent and resolves wait for a slot; a page recorded now gets it."""
+    for key in ("r1", "r2", "r3", "r4"):
+        queue(store, resolve(key))
+    with Running(store, make_alert(pd), lanes=1, pace=Pace(events=2, window=0.8)) as sender:
+        pd.wait_for(lambda: len(pd.events) == 2)
+        queue(store, trigger("page"))
+        sender.wake()
+        pd.wait_for(lambda: drained(store), timeout=10)
+    assert [key for _, key in accepted(pd)] == ["r1", "r2", "page", "r3", "r4"]
+
+
+def test_retry_after_holds_every_lane_on_the_key(
+    pd: FakePagerDuty, store: Store, caplog: Any
+) -> None:
+    """PagerDuty's Retry-After is about the routing key, not one event: other lanes wait too."""
+    first, second = key_on(0, 2), key_on(1, 2)
+    pd.fail_next(1, status=429, retry_after=0.6)
+    queue(store, trigger(first))
+    with Running(store, make_alert(pd), lanes=2) as sender:
+        pd.wait_for(lambda: "retry trigger" in caplog.text)  # logged once the key is held
+        queue(store, trigger(second))
+        sender.wake()
+        pd.wait_for(lambda: drained(store))
+    throttled, *rest = pd.requests
+    assert throttled["status"] == 429 and [r["status"] for r in rest] == [202, 202]
+    assert min(r["received_at"] for r in rest) - throttled["received_at"] >= 0.55
+
+
+def test_throttled_faster_than_the_budget_cuts_it(
+    pd: FakePagerDuty, store: Store, caplog: Any
+) -> None:
+    """PagerDuty allows fewer calls than our budget (another sender on the key): we slow down."""
+    pd.set_rate_limit(3, window=5.0)
+    for i in range(5):
+        queue(store, trigger(f"t{i}"))
+    with Running(store, make_alert(pd), lanes=1, pace=Pace(events=6, window=5.0)):
+        pd.wait_for(lambda: pd.rate_limited >= 1)
+        pd.wait_for(lambda: "pacing at 2 per 5 s" in caplog.text)
+    assert "PagerDuty throttled events faster than our budget" in caplog.text
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(spec=st.lists(st.tuples(st.sampled_from("tr"), st.sampled_from("ABCDE")), max_size=25))
+def test_what_pagerduty_receives_keeps_key_order_and_puts_pages_first(
+    spec: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """Random flaps over a few keys, two lanes: PagerDuty gets every event, each key's in
+    outbox order, and no resolve of one key arrives before a page of another key that had
+    nothing older pending when the lane read its outbox."""
+    lanes = 2
+    with FakePagerDuty() as pd, Store(tempfile.mkdtemp(dir=tmp_path)) as store:
+        events = [trigger(k) if a == "t" else resolve(k) for a, k in spec]
+        for event in events:
+            queue(store, event)
+        with Running(store, make_alert(pd), lanes=lanes):
+            pd.wait_for(lambda: drained(store))
+        got = accepted(pd)
+    want = [(e.action, e.incident_key) for e in events]
+    assert sorted(got) == sorted(want)
+    for key in "ABCDE":
+        assert [a for a, k in got if k == key] == [a for a, k in want if k == key]
+    for lane in range(lanes):
+        mine = [k for k in "ABCDE" if zlib.crc32(k.encode()) % lanes == lane]
+        lane_got = [(a, k) for a, k in got if k in mine]
+        # Pages: keys whose oldest event is a trigger (all was queued before the lane read).
+        pages = {k for k in mine if next((a for a, x in want if x == k), None) == "trigger"}
+        for i, (action, key) in enumerate(lane_got):
+            if action == "resolve":
+                unsent = pages - {k for a, k in lane_got[:i] if a == "trigger"} - {key}
+                assert not unsent, (lane_got, pages)
+
+
+def test_stop_is_bounded_while_lanes_wait_for_the_budget(pd: FakePagerDuty, store: Store) -> None:
+    """A spent budget holds the lanes for up to a window; stop() must not wait for it."""
+    for i in range(3):
+        queue(store, trigger(f"k{i}"))
+    sender = Sender(store, make_alert(pd), lanes=1, pace=Pace(events=1, window=60.0), **FAST)
+    sender.start()
+    sender.wake()
+    pd.wait_for(lambda: len(pd.events) == 1)
+    started = time.monotonic()
+    assert sender.stop(flush_timeout=0.3) == 2
+    assert time.monotonic() - started < 1.5
+    assert [i.event.incident_key for i in store.pending()] == ["k1", "k2"]

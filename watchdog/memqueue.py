@@ -71,6 +71,12 @@ class MemoryQueue:
             if status == QUEUED:
                 item.attempts += 1
 
+    def put_back(self, item: MemoryItem) -> None:
+        """Not sent after all (no slot in the pace, or a stop): queued again, no attempt."""
+        with self._lock:
+            if item.status == SENDING:
+                item.status = QUEUED
+
     def claim(self, items: Iterable[MemoryItem]) -> bool:
         """Mark the given items as being written to the store, so no lane sends them.
 

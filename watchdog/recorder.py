@@ -25,11 +25,9 @@ from watchdog.memqueue import MemoryItem
 from watchdog.model import CheckState, Event, ProbeResult
 from watchdog.sender import Sender
 from watchdog.store import Deferred, Store, StoreError, StoreLocked
+from watchdog.trouble import Trouble
 
 log = logging.getLogger("watchdog.runner")
-
-REPORT_EVERY = 60.0  # seconds between two log lines while the store keeps failing
-
 
 class _Held:
     """A change kept in memory, and the events it handed to the sender."""
@@ -56,37 +54,6 @@ class _Held:
             dead=tuple((item.event, item.reason or "refused")
                        for item in by_status.get(memqueue.DEAD, [])),
         )
-
-
-class Trouble:
-    """One kind of store trouble: since when, why, and when it was last logged."""
-
-    def __init__(self, what: str, clock: Callable[[], float]) -> None:
-        self.what = what
-        self._clock = clock
-        self.reason: str | None = None
-        self.since: float | None = None  # monotonic
-        self._logged: float | None = None
-
-    def fail(self, reason: str, detail: str = "") -> None:
-        """Note the trouble; log it at once, then at most once per REPORT_EVERY seconds."""
-        now = self._clock()
-        if self.since is None:
-            self.since = now
-        self.reason = reason
-        if self._logged is not None and now - self._logged < REPORT_EVERY:
-            return
-        self._logged = now
-        log.error("%s failing for %.0fs%s: %s", self.what, now - self.since, detail, reason)
-
-    def clear(self, detail: str) -> None:
-        if self.since is not None:
-            log.warning("%s works again after %.0fs%s", self.what, self._clock() - self.since,
-                        detail)
-        self.reason = self.since = self._logged = None
-
-    def seconds(self) -> float | None:
-        return None if self.since is None else self._clock() - self.since
 
 
 class Recorder:

@@ -1,11 +1,18 @@
 """Delivers the outbox to PagerDuty: in order per incident key, at least once, through outages.
 
 Each of `lanes` threads owns the incident keys that hash to it (the same crc32 the store
-indexes) and sends its events strictly in outbox order, retrying the event at its head until
-PagerDuty takes it. So a resolve never overtakes its trigger, and a trigger and a resolve that
-are both queued are both sent. An event leaves the outbox only after PagerDuty accepted it
-(or refused it for good with a 400, which parks it as a dead letter); a crash in between
-means it is sent again on the next start, which PagerDuty de-duplicates by key.
+indexes). A lane sends its events one at a time, retrying one until PagerDuty takes it, and
+never lets an event overtake an older one of the same key: a resolve never overtakes its
+trigger, and a trigger and a resolve that are both queued are both sent. Between keys a page
+comes first: a trigger with nothing older of its key pending goes before the lane's other
+events (watchdog/retry.py holds that rule and the backoff caps). An event leaves the outbox
+only after PagerDuty accepted it (or refused it for good with a 400, which parks it as a
+dead letter); a crash in between means it is sent again on the next start, which PagerDuty
+de-duplicates by key.
+
+After an outage, the first lane PagerDuty answers again wakes every lane out of its backoff,
+and every attempt takes a slot from its routing key's Pacer (watchdog/pacer.py), so a
+backlog drains at PagerDuty's rate limit instead of earning 429s.
 
 All waiting happens on these threads: probes only write to the store and call wake().
 """
@@ -17,73 +24,67 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import requests
-
-from pagerduty_api.exceptions import (
-    IncidentKeyException,
-    InvalidEventException,
-    PagerDutyAPIServerException,
-)
+from pagerduty_api.exceptions import InvalidEventException
 from watchdog import memqueue
+from watchdog.dryrun import LoggingAlert
+from watchdog.events_api import describe_error, send_event
 from watchdog.memqueue import MemoryItem, MemoryQueue
-from watchdog.model import RESOLVE, TRIGGER, Event
+from watchdog.model import TRIGGER, Event
+from watchdog.pacer import Pace, Pacer
+from watchdog.retry import (
+    RESOLVE_BACKOFF_MAX,
+    TRIGGER_BACKOFF_MAX,
+    backoff_delay,
+    is_delivery_error,
+    is_refusal,
+    is_throttle,
+    retry_after_of,
+    send_order,
+)
+from watchdog.settle import Settlement
 from watchdog.store import OutboxItem, Store, lane_hash
+from watchdog.trouble import Trouble
 
 logger = logging.getLogger("watchdog.sender")
 
-CLIENT_NAME = "pd-watchdog"
 BATCH = 100  # outbox rows a lane reads at a time
 IDLE_POLL = 5.0  # seconds a lane sleeps without wake(): a safety net, not the normal path
 SETTLE_RETRY = 1.0  # seconds between tries to write delivered events out of the outbox
-COMPLAIN_EVERY = 60.0  # seconds between two log lines about the same store trouble
-MAX_ERROR_CHARS = 500  # of an error kept in the outbox / a dead letter's reason
+PAGERDUTY_PACE = Pace()  # ~110 attempts per rolling 61 s per routing key (PagerDuty: ~120/60 s)
 
 SENT = "sent"
 RETRY = "retry"
 DEAD_LETTER = "dead_letter"
 DRY_RUN = "dry_run"
-
-
-class LoggingAlert:
-    """Dry-run stand-in for pagerduty_api.Alert: logs what would be sent, sends nothing."""
-
-    def trigger(
-        self,
-        description: str,
-        incident_key: str | None = None,
-        client: str | None = None,
-        client_url: str | None = None,
-        details: dict[str, Any] | None = None,
-        *,
-        severity: str | None = None,
-        source: str | None = None,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        """Log the trigger at WARNING (dry runs should be noticed) and pretend it went out."""
-        logger.warning(
-            "dry-run: would trigger %s: %s (%s, %s)", incident_key, description, severity, source
-        )
-        return {"status": "dry-run"}
-
-    def resolve(
-        self,
-        incident_key: str | None = None,
-        description: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Log the resolve at WARNING and pretend it went out."""
-        logger.warning("dry-run: would resolve %s: %s", incident_key, description)
-        return {"status": "dry-run"}
+_REREAD = "reread"  # newer events were recorded: read the outbox again before sending on
+_STOP = "stop"
 
 
 class _Stopped(Exception):
     """The lane was told to stop while it waited; its event stays in the outbox."""
 
 
+@dataclass
+class _Lane:
+    """What one lane remembers between outbox reads."""
+
+    index: int
+    streak: int = 0  # attempts failed in a row; 0 again after an accept or a shared recovery
+    retry_id: int | None = None  # the outbox item whose backoff is running
+    retry_at: float = 0.0  # monotonic instant its next attempt is due
+    recoveries: int = 0  # Sender._recoveries when that backoff began
+
+
 class Sender:
-    """Drains the store's outbox through an Alert-like object on `lanes` daemon threads."""
+    """Drains the store's outbox through an Alert-like object on `lanes` daemon threads.
+
+    `pace` is the attempt budget per routing key (None: unpaced); an alert without a
+    `service_key` (the dry run's LoggingAlert) is never paced. `rng` makes the jitter
+    reproducible in tests.
+    """
 
     def __init__(
         self,
@@ -92,9 +93,12 @@ class Sender:
         *,
         lanes: int = 4,
         backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-        settle_retry: float = SETTLE_RETRY,
+        trigger_backoff_max: float = TRIGGER_BACKOFF_MAX,
+        resolve_backoff_max: float = RESOLVE_BACKOFF_MAX,
+        pace: Pace | None = PAGERDUTY_PACE,
         on_result: Callable[[Event, str], None] | None = None,
+        rng: random.Random | None = None,
+        settle_retry: float = SETTLE_RETRY,
     ) -> None:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
@@ -102,22 +106,23 @@ class Sender:
         self.alert = alert
         self.lanes = lanes
         self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.settle_retry = settle_retry
+        self.trigger_backoff_max = trigger_backoff_max
+        self.resolve_backoff_max = resolve_backoff_max
+        self.pace = pace
         self.on_result = on_result
-        self._wakes = [threading.Event() for _ in range(lanes)]
+        self._cv = threading.Condition()  # every wait of every lane; notified on any news
+        self._woken = [False] * lanes  # set by wake(), cleared by the lane before it reads
+        self._recoveries = 0  # bumped when an event is accepted after failures
+        self._pacers: dict[str, Pacer] = {}
+        self._pacers_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._deadline: float | None = None  # monotonic; set by stop()
-        self._random = random.Random()
-        self.memory = MemoryQueue()
-        # Outbox items delivered (None) or refused (reason) whose removal from the outbox the
-        # store could not write yet; lanes skip them, and every settle retries them first.
-        self._unsettled: dict[int, str | None] = {}
-        self._settle_lock = threading.Lock()
-        self.settle_error: str | None = None  # why the store did not take the last settle
-        self._complained: dict[str, float] = {}
-        self._complain_lock = threading.Lock()
+        self._random = rng or random.Random()
+        self.settle_retry = settle_retry
+        self.memory = MemoryQueue()  # events of changes the store could not take
+        self.settlement = Settlement(store)
+        self._read_trouble = Trouble("sender: reading the outbox", log=logger)
 
     # --------------------------------------------------------------- public API
 
@@ -133,9 +138,11 @@ class Sender:
             thread.start()
 
     def wake(self) -> None:
-        """New events were recorded: have idle lanes look at the outbox now."""
-        for event in self._wakes:
-            event.set()
+        """New events were recorded: have lanes look at the outbox now (a trigger may go
+        ahead of resolves a lane is waiting to send)."""
+        with self._cv:
+            self._woken[:] = [True] * self.lanes
+            self._cv.notify_all()
 
     def stop(self, flush_timeout: float = 5.0) -> int:
         """Stop: lanes keep draining for at most flush_timeout s, then quit; returns pending.
@@ -150,6 +157,11 @@ class Sender:
             thread.join(timeout=max(0.0, self._deadline - time.monotonic()))
         return self.pending_count()
 
+    @property
+    def settle_error(self) -> str | None:
+        """Why delivered events cannot be taken out of the outbox, while they cannot."""
+        return self.settlement.error
+
     def send_from_memory(self, events: list[Event]) -> list[MemoryItem]:
         """Deliver events the store could not take (see watchdog.memqueue)."""
         items = self.memory.add(events, lambda event: lane_hash(event.incident_key) % self.lanes)
@@ -162,202 +174,235 @@ class Sender:
 
     # ---------------------------------------------------------------- the lanes
 
-    def _run_lane(self, lane: int) -> None:
+    def _run_lane(self, index: int) -> None:
         """One lane's loop; it never dies of an exception, only of stop()."""
+        lane = _Lane(index)
         failures = 0
         while not self._out_of_time():
-            wake = self._wakes[lane]
-            wake.clear()  # before reading, so a record() after the read still wakes us
-            if self._unsettled:
-                self._settle()
-            items, read_failed = self._read_lane(lane)
+            with self._cv:
+                self._woken[index] = False  # before reading: a record() after it still wakes us
+            if self.settlement:
+                self.settlement.settle()
+            items, read_failed = self._read_lane(index)
             failures = failures + 1 if read_failed else 0
             try:
-                if items:
-                    for item in items:
-                        if self._out_of_time():
-                            return
-                        self._deliver(lane, item)
-                    continue
-                # Events kept in memory are newer than any stored event of their key; and
-                # when the outbox cannot even be read, a page still beats order.
-                held = self.memory.take(lane)
-                if held is not None:
-                    self._deliver_from_memory(held)
-                elif read_failed:
-                    if not self._pause(self._backoff(failures, None)):
-                        return
-                elif self._stopping.is_set():
+                if not self._next(lane, items, read_failed, failures):
                     return
-                else:
-                    wake.wait(self.settle_retry if self._unsettled else IDLE_POLL)
             except _Stopped:
                 return
             except Exception:  # a bug here must not silence a lane for the process lifetime
                 failures += 1
-                logger.exception("sender lane %d: unexpected error; carrying on", lane)
-                if not self._pause(self._backoff(failures, None)):
+                logger.exception("sender lane %d: unexpected error; carrying on", index)
+                if not self._pause(self._backoff(failures, None, self.trigger_backoff_max)):
                     return
 
-    def _read_lane(self, lane: int) -> tuple[list[OutboxItem], bool]:
+    def _next(self, lane: _Lane, items: list[OutboxItem], read_failed: bool,
+              failures: int) -> bool:
+        """Send what the lane has next: stored events, else those kept in memory (they are
+        newer than any stored event of their key; and when the outbox cannot even be read, a
+        page still beats order). False means stop."""
+        if items:
+            return self._drain(lane, send_order(items))
+        held = self.memory.take(lane.index)
+        if held is not None:
+            return self._deliver_from_memory(lane, held)
+        if read_failed:
+            return self._pause(self._backoff(failures, None, self.trigger_backoff_max))
+        if self._stopping.is_set():
+            return False
+        idle = self.settle_retry if self.settlement else IDLE_POLL
+        self._wait(idle, lambda: self._woken[lane.index] or self._stopping.is_set())
+        return True
+
+    def _read_lane(self, index: int) -> tuple[list[OutboxItem], bool]:
         """The lane's next stored events, less those delivered but not yet settled."""
-        with self._settle_lock:
-            # Before reading: any lane may settle these meanwhile, and then they leave the
-            # outbox; one settled after the read is still skipped (a copy taken after the
-            # read could miss it and send it again).
-            unsettled = set(self._unsettled)
+        unsettled = self.settlement.unsettled()  # before the read: see Settlement.unsettled
         try:
-            items = self.store.pending(BATCH, lane=lane, lanes=self.lanes)
+            items = self.store.pending(BATCH, lane=index, lanes=self.lanes)
         except Exception as exc:
-            self._complain("read", f"cannot read the outbox: {exc}")
+            self._read_trouble.fail(str(exc))
             return [], True
+        self._read_trouble.clear("")
         return [item for item in items if item.id not in unsettled], False
 
-    def _deliver_from_memory(self, held: MemoryItem) -> None:
-        """One attempt at an event kept in memory; its fate is kept on the item."""
-        event = held.event
+    def _drain(self, lane: _Lane, items: list[OutboxItem]) -> bool:
+        """Send items in order until one fails or newer events arrive; False means stop."""
+        for item in items:
+            if self._out_of_time():
+                return False
+            if item.id == lane.retry_id:
+                if not self._wait_backoff(lane):
+                    return False
+                if lane.retry_id is not None and time.monotonic() < lane.retry_at:
+                    return True  # woken early by new events: read again, they may go first
+            outcome = self._attempt(lane, item)
+            if outcome == _STOP:
+                return False
+            if outcome in (RETRY, _REREAD) or self._woken[lane.index]:
+                return True
+        return True
+
+    def _wait_backoff(self, lane: _Lane) -> bool:
+        """Wait until the lane's retry is due, others saw PagerDuty recover, or new events
+        arrive; False means stop."""
+        delay = lane.retry_at - time.monotonic()
+        if delay > 0 and not self._stopping.is_set():
+            began = lane.recoveries
+            self._wait(
+                delay,
+                lambda: (
+                    self._stopping.is_set() or self._recoveries != began or self._woken[lane.index]
+                ),
+            )
+        if self._stopping.is_set():
+            return False
+        if self._recoveries != lane.recoveries:  # another lane got through: so may we
+            lane.streak, lane.retry_id = 0, None
+        return True
+
+    def _attempt(self, lane: _Lane, item: OutboxItem) -> str:
+        """One paced attempt at one event: SENT, DEAD_LETTER, RETRY, _REREAD or _STOP."""
+        event = item.event
+        pacer = self._pacer()
+        if pacer is not None and not self._take_slot(lane, pacer):
+            return _STOP if self._out_of_time() else _REREAD
         try:
             self._send(event)
         except Exception as exc:
-            if _is_refusal(exc):
+            if not is_refusal(exc):
+                self._retry_later(lane, item, exc, pacer)
+                return RETRY
+            reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
+            self.settlement.settle(item.id, reason)
+            what = f"{event.action} {event.incident_key} (id {item.id})"
+            logger.error("dead letter %s: refused, never to be accepted: %s", what, reason)
+            self._report(event, DEAD_LETTER)
+            return DEAD_LETTER
+        if pacer is not None:
+            pacer.accepted()
+        # Accepted. Until the store takes it out, a crash resends it (PagerDuty dedups by key);
+        # settling keeps outbox order, so a resend never overtakes a later resolve.
+        self.settlement.settle(item.id, None)
+        if lane.streak:
+            self._recovered(lane)
+        lane.streak, lane.retry_id = 0, None
+        if isinstance(self.alert, LoggingAlert):
+            self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
+            return SENT
+        logger.info("sent %s %s (id %d)", event.action, event.incident_key, item.id)
+        self._report(event, SENT)
+        return SENT
+
+    def _deliver_from_memory(self, lane: _Lane, held: MemoryItem) -> bool:
+        """One paced attempt at an event kept in memory; its fate stays on the item (the
+        recorder writes it with its change). False means stop."""
+        event, pacer = held.event, self._pacer()
+        if pacer is not None and not self._take_slot(lane, pacer):
+            self.memory.put_back(held)
+            return not self._out_of_time()
+        try:
+            self._send(event)
+        except Exception as exc:
+            if is_refusal(exc):
                 reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
                 self.memory.settle(held, memqueue.DEAD, reason)
                 logger.error("dead letter %s %s (not yet recorded): refused: %s",
                              event.action, event.incident_key, reason)
                 self._report(event, DEAD_LETTER)
-                return
+                return True
             self.memory.settle(held, memqueue.QUEUED)
-            delay = self._backoff(held.attempts, getattr(exc, "retry_after", None))
-            logger.warning("retry %s %s (not yet recorded): attempt %d failed: %s; next try "
-                           "in %.2f s", event.action, event.incident_key, held.attempts,
+            lane.streak += 1
+            cap = self.trigger_backoff_max if event.action == TRIGGER else self.resolve_backoff_max
+            delay = self._backoff(lane.streak, retry_after_of(exc), cap)
+            logger.warning("retry %s %s (not yet recorded): attempt %d failed: %s; next try in "
+                           "%.2f s", event.action, event.incident_key, held.attempts,
                            self._describe(exc, invalid=False), delay)
             self._report(event, RETRY)
-            if not self._pause(delay):
-                raise _Stopped from None
-            return
+            began = self._recoveries
+            self._wait(delay, lambda: self._stopping.is_set() or self._recoveries != began)
+            return not self._stopping.is_set()
+        if pacer is not None:
+            pacer.accepted()
         self.memory.settle(held, memqueue.SENT)
-        if isinstance(self.alert, LoggingAlert):
-            self._report(event, DRY_RUN)
-            return
-        logger.info("sent %s %s (from memory: the state store could not record it yet)",
-                    event.action, event.incident_key)
-        self._report(event, SENT)
+        if lane.streak:
+            self._recovered(lane)
+        lane.streak = 0
+        outcome = DRY_RUN if isinstance(self.alert, LoggingAlert) else SENT
+        if outcome == SENT:
+            logger.info("sent %s %s (from memory: the state store could not record it yet)",
+                        event.action, event.incident_key)
+        self._report(event, outcome)
+        return True
 
-    def _deliver(self, lane: int, item: OutboxItem) -> None:
-        """Send one event until PagerDuty takes or refuses it; raises _Stopped on stop()."""
-        attempts = item.attempts
-        event = item.event
-        while True:
-            try:
-                self._send(event)
-            except Exception as exc:
-                if not _is_refusal(exc):
-                    attempts = self._retry_later(item, attempts, exc)
-                    continue
-                reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
-                self._settle(item.id, reason)
-                logger.error(
-                    "dead letter %s %s (id %d): refused, never to be accepted: %s",
-                    event.action,
-                    event.incident_key,
-                    item.id,
-                    reason,
-                )
-                self._report(event, DEAD_LETTER)
-                return
-            # Accepted. Until the store takes it out, a crash resends it (PagerDuty dedups by
-            # key); settling keeps the outbox's order, so a resend never overtakes a resolve.
-            self._settle(item.id, None)
-            if isinstance(self.alert, LoggingAlert):
-                self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
-                return
-            logger.info("sent %s %s (id %d)", event.action, event.incident_key, item.id)
-            self._report(event, SENT)
-            return
+    def _take_slot(self, lane: _Lane, pacer: Pacer) -> bool:
+        """Wait for a slot in the routing key's budget; False: out of time, or new events
+        arrived (the lane reads again, so a new trigger can have the slot)."""
+        while not self._out_of_time():
+            wait = pacer.reserve()
+            if wait <= 0:
+                return True
+            if self._woken[lane.index]:
+                return False
+            self._wait(wait, lambda: self._woken[lane.index])
+        return False
 
-    def _retry_later(self, item: OutboxItem, attempts: int, exc: Exception) -> int:
-        """Note a failed attempt and wait out the backoff; raises _Stopped on stop()."""
+    def _retry_later(
+        self, lane: _Lane, item: OutboxItem, exc: Exception, pacer: Pacer | None
+    ) -> None:
+        """Note a failed attempt and when to try again (the lane waits in _wait_backoff)."""
         event = item.event
-        attempts += 1
+        lane.streak += 1
         error = self._describe(exc, invalid=False)
         self._note_failure(item.id, error)
-        delay = self._backoff(attempts, getattr(exc, "retry_after", None))
-        if not _is_delivery_error(exc):
-            logger.error(
-                "sender bug sending %s %s (id %d); treating it as retryable",
-                event.action,
-                event.incident_key,
-                item.id,
-                exc_info=True,
-            )
+        retry_after = retry_after_of(exc)
+        if pacer is not None and is_throttle(exc, getattr(self.alert, "api", None)):
+            if retry_after is not None:
+                pacer.hold(retry_after)  # PagerDuty asked the whole key to wait
+            if pacer.throttled():
+                logger.warning(
+                    "PagerDuty throttled events faster than our budget; pacing at %d per %g s",
+                    pacer.budget,
+                    pacer.pace.window,
+                )
+        cap = self.trigger_backoff_max if event.action == TRIGGER else self.resolve_backoff_max
+        delay = self._backoff(lane.streak, retry_after, cap)
+        lane.retry_id, lane.retry_at = item.id, time.monotonic() + delay
+        lane.recoveries = self._recoveries
+        what = f"{event.action} {event.incident_key} (id {item.id})"
+        if not is_delivery_error(exc):
+            logger.error("sender bug sending %s; treating it as retryable", what, exc_info=True)
         logger.warning(
-            "retry %s %s (id %d): attempt %d failed: %s; next try in %.2f s",
-            event.action,
-            event.incident_key,
-            item.id,
-            attempts,
+            "retry %s: attempt %d failed: %s; next try in %.2f s",
+            what,
+            item.attempts + 1,
             error,
             delay,
         )
         self._report(event, RETRY)
-        if self._stopping.is_set() or not self._pause(delay):
-            raise _Stopped from None
-        return attempts
+
+    def _recovered(self, lane: _Lane) -> None:
+        """An event got through after failures: lanes backing off retry now, from scratch."""
+        logger.info("sender lane %d: PagerDuty takes events again; all lanes retry now", lane.index)
+        with self._cv:
+            self._recoveries += 1
+            self._cv.notify_all()
 
     def _send(self, event: Event) -> Any:
-        if event.action == TRIGGER:
-            return self.alert.trigger(
-                description=event.summary,
-                incident_key=event.incident_key,
-                details=event.details,
-                client=CLIENT_NAME,
-                severity=event.severity,
-                source=event.source,
-            )
-        if event.action == RESOLVE:
-            return self.alert.resolve(
-                incident_key=event.incident_key, description=event.summary, details=event.details
-            )
-        raise InvalidEventException(
-            f"unknown event action {event.action!r}", errors=[f"unknown action {event.action!r}"]
-        )
+        return send_event(self.alert, event)
 
     # ------------------------------------------------------------------ helpers
 
-    def _settle(self, item_id: int | None = None, reason: str | None = None) -> bool:
-        """Take a delivered item out of the outbox (reason: refused, a dead letter).
-
-        What the store cannot take now (a full disk) is kept here, skipped by the lanes, and
-        written with the next settle that works, all in one transaction in outbox order."""
-        with self._settle_lock:
-            if item_id is not None:
-                self._unsettled[item_id] = reason
-            if not self._unsettled:
-                return True
-            outcomes = sorted(self._unsettled.items())
-            try:
-                self.store.settle(outcomes)
-            except Exception as exc:
-                self.settle_error = str(exc)
-                self._complain("settle", f"cannot update the outbox; {len(outcomes)} delivered "
-                               f"events kept in memory until it can: {exc}")
-                return False
-            self._unsettled.clear()
-            if self.settle_error is not None:
-                self.settle_error = None
-                logger.info("sender: the outbox is updated again (%d delivered events settled)",
-                            len(outcomes))
-            return True
-
-    def _complain(self, kind: str, message: str) -> None:
-        """One line per kind of trouble per COMPLAIN_EVERY seconds, not one per attempt."""
-        now = time.monotonic()
-        with self._complain_lock:
-            last = self._complained.get(kind)
-            if last is not None and now - last < COMPLAIN_EVERY:
-                return
-            self._complained[kind] = now
-        logger.error("sender: %s", message)
+    def _pacer(self) -> Pacer | None:
+        """The budget of the alert's routing key (created on first use; a reload may change
+        the key), or None when unpaced."""
+        key = getattr(self.alert, "service_key", None)
+        if self.pace is None or not isinstance(key, str) or not key:
+            return None
+        with self._pacers_lock:
+            pacer = self._pacers.get(key)
+            if pacer is None:
+                pacer = self._pacers[key] = Pacer(self.pace)
+            return pacer
 
     def _note_failure(self, item_id: int, error: str) -> None:
         try:
@@ -373,13 +418,18 @@ class Sender:
         except Exception:
             logger.exception("on_result callback failed for %s", outcome)
 
-    def _backoff(self, attempts: int, retry_after: Any) -> float:
-        """Full jitter: uniform(0, min(max, base * 2**(attempts-1))), at least Retry-After."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(max(attempts - 1, 0), 60))
-        delay = self._random.uniform(0.0, ceiling)
-        if isinstance(retry_after, int | float) and retry_after > delay:
-            delay = float(retry_after)
-        return delay
+    def _backoff(self, attempts: int, retry_after: float | None, cap: float) -> float:
+        return backoff_delay(
+            attempts, base=self.backoff_base, cap=cap, retry_after=retry_after, rng=self._random
+        )
+
+    def _wait(self, seconds: float, until: Callable[[], bool]) -> None:
+        """Wait up to seconds (never past stop()'s deadline) or until until() holds."""
+        deadline = self._deadline
+        if deadline is not None:
+            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+        with self._cv:
+            self._cv.wait_for(until, timeout=seconds)
 
     def _pause(self, delay: float) -> bool:
         """Wait delay seconds unless stop() comes first; False means stop."""
@@ -392,28 +442,4 @@ class Sender:
         return deadline is not None and time.monotonic() >= deadline
 
     def _describe(self, exc: BaseException, *, invalid: bool) -> str:
-        if invalid:
-            # The client's message carries PagerDuty's errors and, for a key of the wrong
-            # kind, the hint that says so; the operator needs both.
-            text = str(exc) or "; ".join(str(error) for error in getattr(exc, "errors", []))
-        else:
-            text = f"{type(exc).__name__}: {exc}"
-        key = getattr(self.alert, "service_key", None)
-        if isinstance(key, str) and key:
-            text = text.replace(key, "***")
-        return text[:MAX_ERROR_CHARS]
-
-
-# Refusals that no retry can fix: PagerDuty's 400, or the client refusing before sending
-# (a key or value it knows PagerDuty would reject). These go to the dead letters.
-_REFUSALS = (InvalidEventException, IncidentKeyException, ValueError, TypeError)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    # requests' InvalidURL is also a ValueError, but it is about transport, not the event.
-    return isinstance(exc, _REFUSALS) and not isinstance(exc, requests.RequestException)
-
-
-def _is_delivery_error(exc: BaseException) -> bool:
-    """PagerDuty or the network said no (expected), as opposed to a bug in our code."""
-    return isinstance(exc, PagerDutyAPIServerException | requests.RequestException | OSError)
+        return describe_error(self.alert, exc, invalid=invalid)

@@ -1,0 +1,45 @@
+"""How an Event becomes a call on an Alert, and how a failed call is told to a person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pagerduty_api.exceptions import InvalidEventException
+from watchdog.model import RESOLVE, TRIGGER, Event
+
+CLIENT_NAME = "pd-watchdog"
+MAX_ERROR_CHARS = 500  # of an error kept in the outbox / a dead letter's reason
+
+
+def send_event(alert: Any, event: Event) -> Any:
+    """trigger() or resolve() on the Alert (or the dry run's LoggingAlert)."""
+    if event.action == TRIGGER:
+        return alert.trigger(
+            description=event.summary,
+            incident_key=event.incident_key,
+            details=event.details,
+            client=CLIENT_NAME,
+            severity=event.severity,
+            source=event.source,
+        )
+    if event.action == RESOLVE:
+        return alert.resolve(
+            incident_key=event.incident_key, description=event.summary, details=event.details
+        )
+    raise InvalidEventException(
+        f"unknown event action {event.action!r}", errors=[f"unknown action {event.action!r}"]
+    )
+
+
+def describe_error(alert: Any, exc: BaseException, *, invalid: bool) -> str:
+    """The failure as stored with the event and logged: bounded, the routing key masked."""
+    if invalid:
+        # The client's message carries PagerDuty's errors and, for a key of the wrong kind,
+        # the hint that says so; the operator needs both.
+        text = str(exc) or "; ".join(str(error) for error in getattr(exc, "errors", []))
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    key = getattr(alert, "service_key", None)
+    if isinstance(key, str) and key:
+        text = text.replace(key, "***")
+    return text[:MAX_ERROR_CHARS]
