@@ -165,13 +165,20 @@ class Resource:
                 if 200 <= answer.status < 300:
                     return self._accepted(method, path, answer)
                 status, body, retry_after = self._refuse_or_retry(answer)
-                last = f"HTTP {status}: {body}"
+                last = f"{status}: {body}"
             elapsed = self._clock() - start
             delay = backoff_delay(attempt - 1, self._jitter) if retry_after is None else retry_after
             if elapsed + delay >= self.retry_deadline:
+                said = f"PagerDuty answered {last}" if status else f"no answer from PagerDuty: " \
+                    f"{last}"
+                if attempt > 1:
+                    said += (f" (gave up after {attempt} attempts in {elapsed:.1f} s: "
+                             f"retry_deadline {self.retry_deadline} s)")
+                elif self.retry_deadline:
+                    said += (f" (not retried: the next try, in {delay:.0f} s, would be past "
+                             f"retry_deadline {self.retry_deadline} s)")
                 raise PagerDutyAPIServerException(
-                    f"PagerDuty {method} {path} failed after {attempt} attempt(s) in "
-                    f"{elapsed:.1f} s (retry_deadline {self.retry_deadline} s); last {last}",
+                    said,
                     status_code=status,
                     body=body,
                     retry_after=retry_after,

@@ -179,7 +179,8 @@ def test_retry_after_beyond_the_deadline_gives_up_at_once(pd, fake_time, api):
         alert(api).trigger("x")
     exc = caught.value
     assert (exc.status_code, exc.body, exc.retry_after) == (429, "wait", 120.0)
-    assert "429" in str(exc) and "wait" in str(exc) and "1 attempt" in str(exc)
+    assert "429" in str(exc) and "wait" in str(exc) and "not retried: the next try, in 120 s" \
+        in str(exc)
     assert fake_time.sleeps == [] and len(pd.calls) == 1
 
 
@@ -218,7 +219,7 @@ def test_persistent_500_until_the_deadline(pd, fake_time, api):
     assert fake_time.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
     assert len(pd.calls) == 7
     assert (exc.status_code, exc.body, exc.retry_after) == (500, "still down", None)
-    assert "7 attempt(s)" in str(exc) and "HTTP 500: still down" in str(exc)
+    assert "gave up after 7 attempts" in str(exc) and "answered 500: still down" in str(exc)
 
 
 def test_the_deadline_counts_time_spent_in_requests(pd, fake_time):

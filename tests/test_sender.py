@@ -162,7 +162,10 @@ def test_500_outage_then_recovery(pd: FakePagerDuty, store: Store, caplog: Any) 
         assert running.pending_count() == 0
     assert pd.actions_for("k") == ["trigger", "resolve"]
     assert {r["body"]["event_action"] for r in pd.requests[:4]} == {"trigger"}  # no overtaking
-    assert "retry trigger k (id 1): attempt 1 failed" in caplog.text
+    # one concise line per failed attempt: what PagerDuty said, when we try again
+    assert re.search(r"retry trigger k \(id 1\): PagerDuty answered 500: .*; retrying in "
+                     r"[\d.]+s \(attempt 1\)", caplog.text), caplog.text
+    assert "retry_deadline" not in caplog.text and "Exception" not in caplog.text
     assert "sent trigger k (id 1)" in caplog.text and "sent resolve k (id 2)" in caplog.text
     assert TEST_KEY not in caplog.text
 
@@ -488,7 +491,7 @@ def test_trigger_backoff_stops_growing_at_its_cap(
         pd.wait_for(lambda: len([r for r in pd.requests if r["body"]["dedup_key"] == "r"]) >= 3)
     delays: dict[str, list[float]] = {"t": [], "r": []}
     for line in caplog.messages:
-        match = re.match(r"retry \w+ (\w) \(id \d+\): .*next try in ([\d.]+) s", line)
+        match = re.match(r"retry \w+ (\w) \(id \d+\): .*retrying in ([\d.]+)s", line)
         if match:
             delays[match[1]].append(float(match[2]))
     assert delays["t"][:5] == [0.01, 0.02, 0.04, 0.08, 0.08]

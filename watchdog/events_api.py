@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pagerduty_api.exceptions import InvalidEventException
+from pagerduty_api.exceptions import InvalidEventException, PagerDutyAPIServerException
 from watchdog.model import RESOLVE, TRIGGER, Event
 
 CLIENT_NAME = "pd-watchdog"
@@ -37,6 +37,8 @@ def describe_error(alert: Any, exc: BaseException, *, invalid: bool) -> str:
         # The client's message carries PagerDuty's errors and, for a key of the wrong kind,
         # the hint that says so; the operator needs both.
         text = str(exc) or "; ".join(str(error) for error in getattr(exc, "errors", []))
+    elif isinstance(exc, PagerDutyAPIServerException):
+        text = str(exc)  # the client's own words say what PagerDuty answered
     else:
         text = f"{type(exc).__name__}: {exc}"
     key = getattr(alert, "service_key", None)

@@ -34,6 +34,7 @@ from watchdog.events_api import describe_error, send_event
 from watchdog.memqueue import MemoryItem, MemoryQueue
 from watchdog.model import TRIGGER, Event
 from watchdog.pacer import Pace, Pacer
+from watchdog.probes._util import fmt_seconds
 from watchdog.retry import (
     RESOLVE_BACKOFF_MAX,
     TRIGGER_BACKOFF_MAX,
@@ -314,9 +315,9 @@ class Sender:
             lane.streak += 1
             cap = self.trigger_backoff_max if event.action == TRIGGER else self.resolve_backoff_max
             delay = self._backoff(lane.streak, retry_after_of(exc), cap)
-            logger.warning("retry %s %s (not yet recorded): attempt %d failed: %s; next try in "
-                           "%.2f s", event.action, event.incident_key, held.attempts,
-                           self._describe(exc, invalid=False), delay)
+            logger.warning("retry %s %s (not yet recorded): %s; retrying in %s (attempt %d)",
+                           event.action, event.incident_key, self._describe(exc, invalid=False),
+                           fmt_seconds(delay), held.attempts)
             self._report(event, RETRY)
             began = self._recoveries
             self._wait(delay, lambda: self._stopping.is_set() or self._recoveries != began)
@@ -371,13 +372,8 @@ class Sender:
         what = f"{event.action} {event.incident_key} (id {item.id})"
         if not is_delivery_error(exc):
             logger.error("sender bug sending %s; treating it as retryable", what, exc_info=True)
-        logger.warning(
-            "retry %s: attempt %d failed: %s; next try in %.2f s",
-            what,
-            item.attempts + 1,
-            error,
-            delay,
-        )
+        logger.warning("retry %s: %s; retrying in %s (attempt %d)", what, error,
+                       fmt_seconds(delay), item.attempts + 1)
         self._report(event, RETRY)
 
     def _recovered(self, lane: _Lane) -> None:
