@@ -84,3 +84,32 @@ def test_status_still_shows_the_state_when_the_config_on_disk_is_broken(tmp_path
         assert "(not in config)" not in done.stdout and "Traceback" not in done.stderr
         assert json.loads(status(config, "--json").stdout)["checks"]
         assert proc.stop() == 0
+
+
+def test_dry_run_deliveries_are_counted_apart_from_what_pagerduty_got(tmp_path):
+    from fakepd import FakePagerDuty
+    from procs import ROUTING_KEY
+
+    config = tmp_path / "watchdog.yaml"
+    with FakePagerDuty() as pd:
+        config.write_text(
+            "pagerduty: {routing_key: \"${KEY:-}\", url: \"" + pd.url + "\", source: h}\n"
+            "state_dir: ./state\n"
+            "defaults: {interval: 100ms, timeout: 1s, fail_after: 1}\n"
+            "checks:\n  - name: down\n    command: \"false\"\n"
+        )
+        with Watchdog(config) as dry:  # no key: a dry run
+            dry.wait_log("dry-run: would trigger")
+            assert dry.stop() == 0
+        box = json.loads(status(config, "--json").stdout)["outbox"]
+        assert box["sent"] == {"trigger": 0, "resolve": 0}
+        assert box["dry_run"] == {"trigger": 1, "resolve": 0}
+        with Watchdog(config, env={"KEY": ROUTING_KEY}) as live:  # the key is set: re-sent
+            pd.wait_for(lambda: pd.actions_for("pd-watchdog/h/down") == ["trigger"], timeout=10)
+            wait_for(lambda: json.loads(status(config, "--json").stdout)["outbox"]["sent"]
+                     == {"trigger": 1, "resolve": 0}, what="the live send counted")
+            assert live.stop() == 0
+        table = status(config).stdout
+        assert "sent 1 trigger, 0 resolves; a dry run logged 1 trigger, 0 resolves (not sent)" \
+            in table
+        assert len(pd.requests) == 1

@@ -206,6 +206,7 @@ def test_outbox_lifecycle_and_stats(tmp_path: Path) -> None:
         "oldest_pending_age": None,
         "dead_letters": 1,
         "sent": {"trigger": 1, "resolve": 1},
+        "dry_run": {"trigger": 0, "resolve": 0},
     }
     (dead,) = store.dead_letters()
     assert dead["id"] == 3 and dead["reason"] == "summary is too long"

@@ -20,6 +20,7 @@ from watchdog.model import Event
 QUEUED = "queued"  # waiting for its lane
 SENDING = "sending"  # a lane is sending it right now
 SENT = "sent"  # PagerDuty accepted it
+DRY_RUN = "dry_run"  # a dry run logged it (nothing was sent)
 DEAD = "dead"  # PagerDuty refused it for good (reason says why)
 CLAIMED = "claimed"  # being written to the store: lanes leave it alone
 
@@ -107,7 +108,7 @@ class MemoryQueue:
     def counts(self) -> dict[str, int]:
         """How many items are in each status, for status and metrics."""
         with self._lock:
-            out = dict.fromkeys((QUEUED, SENDING, SENT, DEAD, CLAIMED), 0)
+            out = dict.fromkeys((QUEUED, SENDING, SENT, DRY_RUN, DEAD, CLAIMED), 0)
             for item in self._items:
                 out[item.status] += 1
         return out

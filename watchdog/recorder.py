@@ -51,6 +51,7 @@ class _Held:
             self.name, self.fingerprint, self.incident_key, self.state, self.result, self.at,
             queue=tuple(item.event for item in by_status.get(memqueue.CLAIMED, [])),
             sent=tuple(item.event.action for item in by_status.get(memqueue.SENT, [])),
+            dry_run=tuple(item.event.action for item in by_status.get(memqueue.DRY_RUN, [])),
             dead=tuple((item.event, item.reason or "refused")
                        for item in by_status.get(memqueue.DEAD, [])),
         )

@@ -46,7 +46,9 @@ from watchdog.retry import (
     send_order,
 )
 from watchdog.settle import Settlement
-from watchdog.store import OutboxItem, Store, lane_hash
+from watchdog.store import DEAD, OutboxItem, Store, lane_hash
+from watchdog.store import DRY_RUN as STORE_DRY_RUN
+from watchdog.store import SENT as STORE_SENT
 from watchdog.trouble import Trouble
 
 logger = logging.getLogger("watchdog.sender")
@@ -274,7 +276,7 @@ class Sender:
                 self._retry_later(lane, item, exc, pacer)
                 return RETRY
             reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
-            self.settlement.settle(item.id, reason)
+            self.settlement.settle(item.id, DEAD, reason)
             what = f"{event.action} {event.incident_key} (id {item.id})"
             logger.error("dead letter %s: refused, never to be accepted: %s", what, reason)
             self._report(event, DEAD_LETTER)
@@ -283,7 +285,8 @@ class Sender:
             pacer.accepted()
         # Accepted. Until the store takes it out, a crash resends it (PagerDuty dedups by key);
         # settling keeps outbox order, so a resend never overtakes a later resolve.
-        self.settlement.settle(item.id, None)
+        dry = isinstance(self.alert, LoggingAlert)
+        self.settlement.settle(item.id, STORE_DRY_RUN if dry else STORE_SENT)
         if lane.streak:
             self._recovered(lane)
         lane.streak, lane.retry_id = 0, None
@@ -324,11 +327,12 @@ class Sender:
             return not self._stopping.is_set()
         if pacer is not None:
             pacer.accepted()
-        self.memory.settle(held, memqueue.SENT)
+        dry = isinstance(self.alert, LoggingAlert)
+        self.memory.settle(held, memqueue.DRY_RUN if dry else memqueue.SENT)
         if lane.streak:
             self._recovered(lane)
         lane.streak = 0
-        outcome = DRY_RUN if isinstance(self.alert, LoggingAlert) else SENT
+        outcome = DRY_RUN if dry else SENT
         if outcome == SENT:
             logger.info("sent %s %s (from memory: the state store could not record it yet)",
                         event.action, event.incident_key)

@@ -12,19 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 
-from watchdog.store import Store
+from watchdog.store import SENT, Store
 from watchdog.trouble import Trouble
 
 log = logging.getLogger("watchdog.sender")
 
 
 class Settlement:
-    """Outcomes of delivered outbox items (None: accepted; text: refused, why), thread-safe."""
+    """Outcomes of delivered outbox items (Store.settle's SENT, DRY_RUN, DEAD), thread-safe."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._waiting: dict[int, str | None] = {}
+        self._waiting: dict[int, tuple[str, str | None]] = {}
         self.trouble = Trouble("sender: updating the outbox", log=log)
 
     @property
@@ -42,14 +42,15 @@ class Settlement:
         with self._lock:
             return set(self._waiting)
 
-    def settle(self, item_id: int | None = None, reason: str | None = None) -> bool:
+    def settle(self, item_id: int | None = None, outcome: str = SENT,
+               reason: str | None = None) -> bool:
         """Record an outcome (if given) and write every waiting one; True when none waits."""
         with self._lock:
             if item_id is not None:
-                self._waiting[item_id] = reason
+                self._waiting[item_id] = (outcome, reason)
             if not self._waiting:
                 return True
-            outcomes = sorted(self._waiting.items())
+            outcomes = [(item, *how) for item, how in sorted(self._waiting.items())]
             try:
                 self.store.settle(outcomes)
             except Exception as exc:

@@ -180,10 +180,15 @@ def _perf(label: str, item: Any) -> str:
 def _outbox_lines(data: dict[str, Any], now: float) -> list[str]:
     box = data["outbox"]
     sent = box.get("sent", {})
+    dry = box.get("dry_run") or {}
+    dry_text = (f"; a dry run logged {plural(dry.get('trigger', 0), 'trigger')}, "
+                f"{plural(dry.get('resolve', 0), 'resolve')} (not sent)"
+                if dry.get("trigger") or dry.get("resolve") else "")
     lines = [
         f"outbox: {box['pending']} pending (oldest {age(box['oldest_pending_age'])}), "
         f"{plural(box['dead_letters'], 'dead letter')}; sent "
         f"{plural(sent.get('trigger', 0), 'trigger')}, {plural(sent.get('resolve', 0), 'resolve')}"
+        f"{dry_text}"
     ]
     for letter in data["dead_letters"][:5]:
         event = letter["event"] if isinstance(letter["event"], dict) else {}

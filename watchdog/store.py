@@ -106,6 +106,12 @@ VALUES (?, ?, ?, ?, ?)
 _OUTBOX_COLUMNS = "id, event, created_at, attempts, last_error"
 
 
+# How a delivered outbox item ended (Store.settle).
+SENT = "sent"
+DRY_RUN = "dry_run"
+DEAD = "dead"
+
+
 class StoreError(Exception):
     """The state store cannot be used; the message names the file and what to do."""
 
@@ -133,6 +139,7 @@ class Deferred:
     queue: tuple[Event, ...] = ()
     sent: tuple[str, ...] = ()
     dead: tuple[tuple[Event, str], ...] = ()
+    dry_run: tuple[str, ...] = ()  # actions a dry run logged (counted apart from sent)
 
 
 @dataclass(frozen=True)
@@ -540,6 +547,8 @@ class Store:
                 self._append(db, change.queue)
                 for action in change.sent:
                     _count_sent(db, action)
+                for action in change.dry_run:
+                    _count_sent(db, action, DRY_RUN)
                 for event, reason in change.dead:
                     (item_id,) = self._append(db, [event])
                     _move_to_dead_letters(db, item_id, reason)
@@ -668,25 +677,26 @@ class Store:
 
     def mark_sent(self, item_id: int) -> None:
         """PagerDuty accepted it: drop it from the outbox and count it."""
-        self.settle([(item_id, None)])
+        self.settle([(item_id, SENT, None)])
 
-    def settle(self, outcomes: Sequence[tuple[int, str | None]]) -> None:
+    def settle(self, outcomes: Sequence[tuple[int, str, str | None]]) -> None:
         """Take delivered items out of the outbox in one transaction, in the order given:
-        (id, None) was accepted (counted as sent), (id, reason) refused (a dead letter).
+        (id, SENT, None) PagerDuty accepted, (id, DRY_RUN, None) a dry run logged (counted
+        apart: PagerDuty never saw it), (id, DEAD, reason) refused (a dead letter).
 
         One transaction for several, so a sender that could not write for a while settles
         what it delivered meanwhile all at once or not at all: a restart never re-sends an
         older event of a key whose later event it has forgotten."""
         with self._transaction(f"settle {len(outcomes)} outbox items") as db:
-            for item_id, reason in outcomes:
-                if reason is not None:
-                    _move_to_dead_letters(db, item_id, reason)
+            for item_id, outcome, reason in outcomes:
+                if outcome == DEAD:
+                    _move_to_dead_letters(db, item_id, reason or "refused")
                     continue
                 row = db.execute(
                     "DELETE FROM outbox WHERE id = ? RETURNING action", (item_id,)
                 ).fetchone()
                 if row is not None:
-                    _count_sent(db, row[0])
+                    _count_sent(db, row[0], outcome)
 
     def note_failure(self, item_id: int, error: str) -> None:
         """A delivery attempt failed and will be retried; remember how often and why."""
@@ -698,7 +708,7 @@ class Store:
 
     def dead_letter(self, item_id: int, reason: str) -> None:
         """PagerDuty refused it for good: move it out of the outbox, keeping it for `status`."""
-        self.settle([(item_id, reason)])
+        self.settle([(item_id, DEAD, reason)])
 
     def outbox_stats(self, now: float) -> dict[str, Any]:
         """Counts for `status` and metrics."""
@@ -714,6 +724,11 @@ class Store:
             "sent": {
                 TRIGGER: sent.get("sent_" + TRIGGER, 0),
                 RESOLVE: sent.get("sent_" + RESOLVE, 0),
+            },
+            # logged by a dry run, never sent: apart, so `sent` is what PagerDuty got
+            "dry_run": {
+                TRIGGER: sent.get("dry_run_" + TRIGGER, 0),
+                RESOLVE: sent.get("dry_run_" + RESOLVE, 0),
             },
         }
 
@@ -850,11 +865,11 @@ class Store:
         return StoreError(f"could not {what} in state file {self.path} ({message}); {hint}")
 
 
-def _count_sent(db: sqlite3.Connection, action: str) -> None:
+def _count_sent(db: sqlite3.Connection, action: str, outcome: str = "sent") -> None:
     db.execute(
         "INSERT INTO stats (name, value) VALUES (?, 1) "
         "ON CONFLICT (name) DO UPDATE SET value = value + 1",
-        ("sent_" + action,),
+        (f"{outcome}_{action}",),
     )
 
 
