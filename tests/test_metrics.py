@@ -24,11 +24,11 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from watchdog.httpserve import MetricsServer
 from watchdog.metrics import (
     LAG_BUCKETS,
     PROBE_BUCKETS,
     Metrics,
-    MetricsServer,
     escape_label_value,
 )
 from watchdog.model import CheckState, ProbeResult
@@ -218,7 +218,7 @@ def test_other_paths_404_and_head_and_query_strings(served):
     assert get(server, "/metrics?name[]=x")[0] == 200
     status, body, headers = get(server, "/metrics", method="HEAD")
     assert status == 200 and body == "" and int(headers["Content-Length"]) > 0
-    assert get(server, "/metrics", method="POST")[0] == 501
+    assert get(server, "/metrics", method="POST")[0] == 405
 
 
 def test_always_text_0_0_4_whatever_is_asked(served):

@@ -18,7 +18,8 @@ from pagerduty_api import Alert
 from watchdog import __version__, logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.heartbeat import Heartbeat
-from watchdog.metrics import Metrics, MetricsServer
+from watchdog.httpserve import MetricsServer
+from watchdog.metrics import Metrics
 from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import Notifier
 from watchdog.scheduler import Scheduler
