@@ -55,7 +55,7 @@ WRITE_TIMEOUT = 30.0  # seconds for the client to take the whole answer
 MAX_HEAD = 8192  # bytes of request line and headers
 LINGER = 1.0  # seconds a stalled or refused client has to take its 408 or 503
 COALESCE = 0.005  # seconds a /metrics request waits for others to share its render
-CHUNK = 256 * 1024  # bytes handed to the transport at a time
+CHUNK = 64 * 1024  # bytes handed to the transport at a time (measured: 256 KiB no better)
 START_TIMEOUT = STOP_TIMEOUT = 5.0
 FULL_WARNING_EVERY = 60.0  # seconds between two "connection cap reached" warnings
 
