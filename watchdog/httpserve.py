@@ -85,6 +85,7 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.out: memoryview | None = None  # the body still to be handed to the transport
         self.paused = False
+        self.next_chunk: asyncio.Handle | None = None
         self.done = False  # answered (or refused, or lost): read nothing more
         self.eof = False  # the client has shut its side
 
@@ -129,13 +130,14 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self._pump()
+        self._pump_soon()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.done = True
         self.out = None
-        if self.timer is not None:
-            self.timer.cancel()
+        for handle in (self.timer, self.next_chunk):
+            if handle is not None:
+                handle.cancel()
         self.listener.closed(self)
 
     # --- httptools callbacks (only the first request head counts)
@@ -170,14 +172,18 @@ class _Connection(asyncio.Protocol):
         self._pump()
 
     def _pump(self) -> None:
+        """One CHUNK, then the rest a CHUNK per loop iteration while the transport takes
+        it: a thousand answers written in one go would stall the loop for a second."""
+        self.next_chunk = None
         out = self.out
-        if out is None or self.transport.is_closing():
+        if out is None or self.paused or self.transport.is_closing():
             return
-        while not self.paused and out:
-            self.transport.write(out[:CHUNK])
-            out = out[CHUNK:]
+        self.transport.write(out[:CHUNK])
+        out = out[CHUNK:]
         if out:
             self.out = out
+            if not self.paused:
+                self._pump_soon()
             return
         self.out = None
         # Not close(): unread bytes from the client (a body, a long head) would turn it into
@@ -187,6 +193,10 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
         else:
             self.transport.write_eof()
+
+    def _pump_soon(self) -> None:
+        if self.next_chunk is None:
+            self.next_chunk = asyncio.get_running_loop().call_soon(self._pump)
 
     def _arm(self, delay: float, callback: Callable[[], Any]) -> None:
         if self.timer is not None:
