@@ -9,8 +9,8 @@ How it bounds what clients cost (see docs/service.md, "Many or slow /metrics cli
 - One asyncio.Protocol per connection on this thread's loop (uvloop where installed, see
   watchdog.aio), listening with a backlog of BACKLOG. At most `max_connections` are open at
   once: by default a quarter of the open-files limit, at most MAX_CONNECTIONS, so scrapes
-  can never take the sockets probes need. Past that a new connection gets a canned 503 and
-  is closed at once.
+  can never take the sockets probes need. Past that a new connection is answered a canned
+  503 at once.
 - A request head must arrive within `read_timeout` of the connect (else 408) and fit in
   MAX_HEAD bytes (else 431). httptools (llhttp) parses it; GET and HEAD only (405), HTTP/1.0
   and 1.1 (505), garbage 400. Every answer says Connection: close.
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("watchdog.metrics")
 
 BACKLOG = 1024  # connections the kernel queues before we accept them (somaxconn caps it)
-MAX_CONNECTIONS = 2048  # open at once, whatever the open-files limit
+MAX_CONNECTIONS = 2048  # open at once at most (fewer with a low open-files limit)
 READ_TIMEOUT = 5.0  # seconds from the connect to a complete request head
 WRITE_TIMEOUT = 30.0  # seconds for the client to take the whole answer
 MAX_HEAD = 8192  # bytes of request line and headers
@@ -225,7 +225,6 @@ class _Listener:
         self.connections: set[_Connection] = set()
         self.waiting: list[tuple[_Connection, bool]] = []  # (connection, send the body?)
         self.batch: asyncio.TimerHandle | None = None
-        self.renders = 0
         self.refused = 0
         self._warned_at = -FULL_WARNING_EVERY
 
@@ -267,7 +266,6 @@ class _Listener:
         """One render for every /metrics request waiting."""
         self.batch = None
         waiting, self.waiting = self.waiting, []
-        self.renders += 1
         try:
             page, status, content_type = self.metrics.render(), 200, CONTENT_TYPE.encode()
         except Exception:
