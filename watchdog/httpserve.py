@@ -5,23 +5,15 @@ with a backlog of 5, so 1,000 simultaneous scrapes left 18 % timing out after 30
 client stalling mid-request held a thread for 10 s. Why not the scheduler's loop: a render
 is CPU (~26 ms at 5,000 checks), and a burst of scrapes there would hold probes up.
 
-How it bounds what clients cost (see docs/service.md, "Many or slow /metrics clients"):
-- One asyncio.Protocol per connection on this thread's loop (uvloop where installed, see
-  watchdog.aio), listening with a backlog of BACKLOG. At most `max_connections` are open at
-  once: by default a quarter of the open-files limit, at most MAX_CONNECTIONS, so scrapes
-  can never take the sockets probes need. Past that a new connection is answered a canned
-  503 at once.
-- A request head must arrive within `read_timeout` of the connect (else 408) and fit in
-  MAX_HEAD bytes (else 431). httptools (llhttp) parses it; GET and HEAD only (405), HTTP/1.0
-  and 1.1 (505), garbage 400. Every answer says Connection: close.
-- An answer must be taken by the client within `write_timeout`, or the connection is
-  aborted. It is written CHUNK by CHUNK as the transport drains (pause_writing and
-  resume_writing), out of the one page every waiting client shares: a slow reader costs a
-  socket and its kernel buffers, never a thread, a copy of the page, or anyone else's time.
-- /metrics renders are coalesced: the requests whose heads arrive within COALESCE of the
-  first one waiting share one render. Every one of them sees a page rendered after its
-  request arrived, and 1,000 simultaneous scrapes cost a few renders, not 1,000.
-- /healthz calls healthy() for each request, at once.
+How it bounds what a client costs (limits and answers: docs/service.md, "Many or slow
+/metrics clients"): one asyncio.Protocol per connection on this thread's loop (uvloop where
+installed); at most `max_connections` open, past that a canned 503 at once; a request head
+within `read_timeout` (408) and MAX_HEAD bytes (431), parsed by httptools (llhttp); the
+answer taken within `write_timeout` or the connection is aborted, written a CHUNK per loop
+iteration as the transport drains, out of the one page all waiting clients share. So a slow
+client costs a socket, never a thread, a copy of the page, or anyone else's time.
+/metrics requests arriving within COALESCE of each other share one render, each still seeing
+a page rendered after it arrived: 1,000 simultaneous scrapes cost a few renders, not 1,000.
 """
 
 from __future__ import annotations
