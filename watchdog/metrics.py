@@ -1,4 +1,4 @@
-"""Prometheus metrics for the runner, and the small HTTP server that exposes them.
+"""Prometheus metrics for the runner (watchdog.httpserve serves them over HTTP).
 
 Why the per-check families are written by hand: everything labelled `check` (check_up,
 consecutive_failures, triggered, runs_total, probe_duration_seconds, skipped_total,
@@ -32,13 +32,9 @@ may hold secrets.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import socket
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from itertools import accumulate
 from typing import Any
 
@@ -48,8 +44,6 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.utils import floatToGoString
 
 from watchdog.model import RESOLVE, TRIGGER, CheckState, ProbeResult
-
-log = logging.getLogger("watchdog.metrics")
 
 # Per check, so every bucket is multiplied by thousands of checks in each scrape: few, wide
 # buckets (measured in bench/: a scrape at 5,000 checks took 1.2 s with 12 buckets).
@@ -316,129 +310,3 @@ class Metrics:
         # A check name can hold a lone surrogate (YAML "\ud800" passes config.py): a "?"
         # beats failing every scrape, which is what prometheus_client's encode() did.
         return text.encode("utf-8", "replace")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = 10  # a client that stalls mid-request gives its thread back
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._serve(body=True)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._serve(body=False)
-
-    def _serve(self, *, body: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            try:
-                payload = self.server.metrics.render()
-            except Exception:
-                log.exception("metrics: collecting failed")
-                self._reply(500, b"collecting metrics failed\n", body=body)
-                return
-            self._reply(200, payload, CONTENT_TYPE, body=body)
-        elif path == "/healthz":
-            try:
-                ok, message = self.server.healthy()
-            except Exception as exc:
-                log.exception("metrics: health check raised")
-                ok, message = False, f"health check failed: {type(exc).__name__}"
-            text = "ok\n" if ok else (message.rstrip("\n") + "\n")
-            self._reply(200 if ok else 503, text.encode("utf-8", "replace"), body=body)
-        else:
-            self._reply(404, b"not found; try /metrics or /healthz\n", body=body)
-
-    def _reply(self, code: int, payload: bytes, content_type: str = "text/plain; charset=utf-8",
-               *, body: bool) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if body:
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("metrics: %s %s", self.address_string(), format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True  # restart while old connections linger in TIME_WAIT
-    allow_reuse_port = False  # but never share the port with another live process
-
-    def __init__(self, family: int, address: tuple, metrics: Metrics,
-                 healthy: Callable[[], tuple[bool, str]]) -> None:
-        self.address_family = family
-        self.metrics = metrics
-        self.healthy = healthy
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-            # "::" then means IPv6 and IPv4, like most daemons, whatever the sysctl says.
-            with contextlib.suppress(OSError):
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Resets, broken pipes, garbage requests: the client's problem, not ours to print.
-        log.debug("metrics: error serving %s", client_address, exc_info=True)
-
-
-class MetricsServer:
-    """Serves /metrics and /healthz from a daemon thread."""
-
-    def __init__(self, metrics: Metrics, host: str, port: int,
-                 healthy: Callable[[], tuple[bool, str]]) -> None:
-        self.metrics = metrics
-        self.host = host
-        self.port = port
-        self.healthy = healthy
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Bind (raises OSError if the address is taken or invalid) and serve in the background."""
-        if self._server is not None:
-            return
-        family, sockaddr = _resolve(self.host, self.port)
-        self._server = _Server(family, sockaddr, self.metrics, self.healthy)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.25},
-            name="metrics-http", daemon=True,
-        )
-        self._thread.start()
-        host, port = self.address
-        log.info("metrics: serving http://%s/metrics", f"[{host}]:{port}" if ":" in host
-                 else f"{host}:{port}")
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The (host, port) actually bound, e.g. the real port when asked for port 0."""
-        if self._server is None:
-            return self.host, self.port
-        bound = self._server.server_address
-        return str(bound[0]), int(bound[1])
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-
-def _resolve(host: str, port: int) -> tuple[int, tuple]:
-    """Address family and sockaddr for host ("" means all interfaces; IPv6 literals work)."""
-    infos = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
-    family, _, _, _, sockaddr = infos[0]
-    return family, sockaddr

@@ -19,7 +19,8 @@ from pagerduty_api import Alert
 from watchdog import __version__, aio, logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.heartbeat import Heartbeat
-from watchdog.metrics import Metrics, MetricsServer
+from watchdog.httpserve import MetricsServer
+from watchdog.metrics import Metrics
 from watchdog.model import TRIGGER, Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import Notifier
 from watchdog.recorder import Recorder
