@@ -5,6 +5,7 @@ from __future__ import annotations
 # Standard library imports
 import json
 import math
+import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -70,9 +71,22 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def backoff_delay(retry: int, jitter: Callable[[float, float], float]) -> float:
-    """Exponential backoff with full jitter, so many senders do not retry in step."""
-    return jitter(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(retry, 16)))
+def backoff_delay(
+    retry: int,
+    jitter: Callable[[float, float], float] = random.uniform,
+    *,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+    retry_after: float | None = None,
+) -> float:
+    """Exponential backoff with full jitter, so many senders do not retry in step:
+    jitter(0, min(cap, base * 2**retry)) for the retry-th retry (from 0), but never less than
+    retry_after (the Retry-After PagerDuty asked for). The one backoff of the client and of
+    pd-watchdog's sender, each with its own base and cap."""
+    delay = jitter(0.0, min(cap, base * 2 ** min(max(retry, 0), 60)))
+    if retry_after is not None and retry_after > delay:
+        return retry_after
+    return delay
 
 
 def extract_errors(data: Any) -> list[str]:

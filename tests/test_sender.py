@@ -22,16 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakepd import TEST_KEY, FakePagerDuty
+from pagerduty_api._transport import backoff_delay
 from pagerduty_api.alert import Alert
 from pagerduty_api.exceptions import PagerDutyAPIServerException
+from pagerduty_api.retry import is_throttle
 from watchdog.model import CheckState, Event
 from watchdog.pacer import Pace
 from watchdog.retry import (
     RESOLVE_BACKOFF_MAX,
     RETRY_AFTER_MAX,
     TRIGGER_BACKOFF_MAX,
-    backoff_delay,
-    is_throttle,
     retry_after_of,
     send_order,
 )
@@ -457,7 +457,7 @@ def test_backoff_never_exceeds_its_cap(attempts: int, base: float, retry_after: 
     exc = PagerDutyAPIServerException("429", status_code=429, retry_after=retry_after)
     bounded = retry_after_of(exc)
     delay = backoff_delay(
-        attempts, base=base, cap=TRIGGER_BACKOFF_MAX, retry_after=bounded, rng=MaxJitter()
+        attempts - 1, MaxJitter().uniform, base=base, cap=TRIGGER_BACKOFF_MAX, retry_after=bounded
     )
     assert 0.0 <= delay <= max(TRIGGER_BACKOFF_MAX, bounded or 0.0) <= RETRY_AFTER_MAX
     if retry_after is not None and retry_after > 0:

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pagerduty_api._transport import backoff_delay
 from pagerduty_api.exceptions import InvalidEventException
+from pagerduty_api.retry import is_retryable, is_throttle
 from watchdog import memqueue
 from watchdog.dryrun import LoggingAlert
 from watchdog.events_api import describe_error, send_event
@@ -38,10 +40,7 @@ from watchdog.probes._util import fmt_seconds
 from watchdog.retry import (
     RESOLVE_BACKOFF_MAX,
     TRIGGER_BACKOFF_MAX,
-    backoff_delay,
     is_delivery_error,
-    is_refusal,
-    is_throttle,
     retry_after_of,
     send_order,
 )
@@ -272,7 +271,7 @@ class Sender:
         try:
             self._send(event)
         except Exception as exc:
-            if not is_refusal(exc):
+            if is_retryable(exc):
                 self._retry_later(lane, item, exc, pacer)
                 return RETRY
             reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
@@ -307,7 +306,7 @@ class Sender:
         try:
             self._send(event)
         except Exception as exc:
-            if is_refusal(exc):
+            if not is_retryable(exc):
                 reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
                 self.memory.settle(held, memqueue.DEAD, reason)
                 logger.error("dead letter %s %s (not yet recorded): refused: %s",
@@ -419,8 +418,10 @@ class Sender:
             logger.exception("on_result callback failed for %s", outcome)
 
     def _backoff(self, attempts: int, retry_after: float | None, cap: float) -> float:
+        """The wait after `attempts` failures in a row (1 or more)."""
         return backoff_delay(
-            attempts, base=self.backoff_base, cap=cap, retry_after=retry_after, rng=self._random
+            attempts - 1, self._random.uniform, base=self.backoff_base, cap=cap,
+            retry_after=retry_after,
         )
 
     def _wait(self, seconds: float, until: Callable[[], bool]) -> None:
