@@ -16,18 +16,26 @@ BACKOFF_CAP = 30.0  # seconds
 
 
 def mask_key(key: str | None) -> str:
-    """Show at most the last 4 characters: enough to tell keys apart, never enough to use one."""
+    """Show at most the last 4 characters: enough to tell keys apart, never enough to use one
+    (nothing at all of a secret under 16 characters, where 4 would be a good part of it)."""
     if not key or len(key) < 16:
         return "…"
     return "…" + key[-4:]
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret in text by its mask, for messages that quote an answer."""
+    """Replace every secret in text by its mask_key(): the one masking of pagerduty_api and of
+    pd-watchdog (its logs, status, outbox, probe output and delivery errors use it too).
+
+    Secrets are taken in the order given (give the longest first when one may hold another).
+    Text holding none comes back as the same object, unchanged.
+    """
     for secret in secrets:
+        if not secret or secret not in text:
+            continue
         # Repeat: with a periodic secret, a mask's tail plus the text after it can re-form it.
         mask = mask_key(secret)
-        while secret and secret != mask and secret in text:
+        while secret != mask and secret in text:
             text = text.replace(secret, mask)
     return text
 

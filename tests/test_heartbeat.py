@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from watchdog import __version__
-from watchdog.heartbeat import Heartbeat, redact
+from watchdog.heartbeat import Heartbeat, shown_target
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -220,11 +220,14 @@ def test_bad_url_is_a_failure_not_an_exception(beats, caplog):
     assert_no_secret(caplog)
 
 
-def test_redact_keeps_only_scheme_and_host():
-    assert redact(f"https://hc-ping.com/{TOKEN}") == "https://hc-ping.com/…"
-    assert redact(f"https://user:pw@example.com:8443/p/{TOKEN}?x=1") == "https://example.com:8443/…"
-    assert redact("http://[::1]:9/x") == "http://[::1]:9/…"
-    assert redact("http://[::1]:notaport/x") == "<invalid url>"
+def test_shown_target_keeps_only_scheme_and_host():
+    assert shown_target(f"https://hc-ping.com/{TOKEN}") == "https://hc-ping.com/…"
+    assert (
+        shown_target(f"https://user:pw@example.com:8443/p/{TOKEN}?x=1")
+        == "https://example.com:8443/…"
+    )
+    assert shown_target("http://[::1]:9/x") == "http://[::1]:9/…"
+    assert shown_target("http://[::1]:notaport/x") == "<invalid url>"
 
 
 def test_interval_must_be_positive():
