@@ -25,7 +25,7 @@ log = logging.getLogger("watchdog.heartbeat")
 MAX_BODY = 4096  # bytes of a ping's response read (and ignored) so the connection ends cleanly
 
 
-class Heartbeat:
+class HeartbeatPinger:
     """Pings `url` now and then every `interval` seconds while healthy() is True."""
 
     def __init__(self, url: str, interval: float, timeout: float,

@@ -18,11 +18,11 @@ from dataclasses import replace
 from pagerduty_api import Alert
 from watchdog import __version__, aio, logs
 from watchdog.config import Config, ConfigError, load
-from watchdog.heartbeat import Heartbeat
+from watchdog.heartbeat import HeartbeatPinger
 from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
 from watchdog.model import TRIGGER, Check, CheckState, Event, Policy, ProbeResult
-from watchdog.notify import Notifier
+from watchdog.notify import SystemdNotifier
 from watchdog.recorder import Recorder
 from watchdog.runtime import RuntimeFile
 from watchdog.scheduler import Scheduler
@@ -58,10 +58,10 @@ class Runner:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self._wake = threading.Event()
-        self.notifier = Notifier()
+        self.notifier = SystemdNotifier()
         self.metrics = Metrics() if config.metrics_listen else None
         self.metrics_server: MetricsServer | None = None
-        self.heartbeat: Heartbeat | None = None
+        self.heartbeat: HeartbeatPinger | None = None
         self._next_housekeeping = 0.0
         self._resumed = 0.0  # monotonic: when the process last came back from a pause
         self._status = ""
@@ -143,7 +143,7 @@ class Runner:
             return
         logs.add_secrets([config.heartbeat.url])  # ping URLs carry their token
         beat = config.heartbeat
-        self.heartbeat = Heartbeat(
+        self.heartbeat = HeartbeatPinger(
             beat.url, beat.interval, beat.timeout, lambda: self.service_health()[0]
         )
         self.heartbeat.start()
