@@ -355,7 +355,7 @@ class Runner:
             config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
         )
         if delivery_changed:
-            self.sender.alert = self._make_alert(config)
+            self.sender.set_alert(self._make_alert(config))
             log.info("reload: PagerDuty settings changed")
         for warning in config.warnings:
             log.warning("%s", warning)
