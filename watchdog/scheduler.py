@@ -46,7 +46,7 @@ from watchdog.probes.base import is_async
 log = logging.getLogger("watchdog.scheduler")
 
 CLOCK_STEP = datetime.timedelta(seconds=2)  # wall-clock moves beyond this are steps, not drift
-MAX_SLEEP = 0.5  # seconds the loop sleeps at most, so last_tick shows it is alive
+MAX_SLEEP = 0.5  # seconds the loop sleeps at most, so health() shows it is alive
 GRID = 0.25  # seconds: spread first runs and retries over instants this far apart
 CALL_TIMEOUT = 30.0  # seconds another thread waits for the loop to apply set_checks
 # Failures in a row one check may have dropped for loop pauses: a loop that keeps pausing
