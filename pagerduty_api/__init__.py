@@ -7,7 +7,9 @@ from pagerduty_api.exceptions import (
     IncidentKeyException,
     InvalidEventException,
     PagerDutyAPIServerException,
+    PagerDutyException,
 )
+from pagerduty_api.retry import is_retryable
 from pagerduty_api.version import __version__
 
 __all__ = [
@@ -16,5 +18,7 @@ __all__ = [
     "IncidentKeyException",
     "InvalidEventException",
     "PagerDutyAPIServerException",
+    "PagerDutyException",
     "__version__",
+    "is_retryable",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 # Standard library imports
 import json
 import math
+import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,18 +16,26 @@ BACKOFF_CAP = 30.0  # seconds
 
 
 def mask_key(key: str | None) -> str:
-    """Show at most the last 4 characters: enough to tell keys apart, never enough to use one."""
+    """Show at most the last 4 characters: enough to tell keys apart, never enough to use one
+    (nothing at all of a secret under 16 characters, where 4 would be a good part of it)."""
     if not key or len(key) < 16:
         return "…"
     return "…" + key[-4:]
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret in text by its mask, for messages that quote an answer."""
+    """Replace every secret in text by its mask_key(): the one masking of pagerduty_api and of
+    pd-watchdog (its logs, status, outbox, probe output and delivery errors use it too).
+
+    Secrets are taken in the order given (give the longest first when one may hold another).
+    Text holding none comes back as the same object, unchanged.
+    """
     for secret in secrets:
+        if not secret or secret not in text:
+            continue
         # Repeat: with a periodic secret, a mask's tail plus the text after it can re-form it.
         mask = mask_key(secret)
-        while secret and secret != mask and secret in text:
+        while secret != mask and secret in text:
             text = text.replace(secret, mask)
     return text
 
@@ -70,9 +79,22 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def backoff_delay(retry: int, jitter: Callable[[float, float], float]) -> float:
-    """Exponential backoff with full jitter, so many senders do not retry in step."""
-    return jitter(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(retry, 16)))
+def backoff_delay(
+    retry: int,
+    jitter: Callable[[float, float], float] = random.uniform,
+    *,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+    retry_after: float | None = None,
+) -> float:
+    """Exponential backoff with full jitter, so many senders do not retry in step:
+    jitter(0, min(cap, base * 2**retry)) for the retry-th retry (from 0), but never less than
+    retry_after (the Retry-After PagerDuty asked for). The one backoff of the client and of
+    pd-watchdog's sender, each with its own base and cap."""
+    delay = jitter(0.0, min(cap, base * 2 ** min(max(retry, 0), 60)))
+    if retry_after is not None and retry_after > delay:
+        return retry_after
+    return delay
 
 
 def extract_errors(data: Any) -> list[str]:

@@ -21,6 +21,7 @@ from pagerduty_api.exceptions import (
     IncidentKeyException,
     InvalidEventException,
 )
+from pagerduty_api.retry import THROTTLE_STATUSES
 
 logger = logging.getLogger("pagerduty_api")
 
@@ -100,8 +101,7 @@ class Alert(Resource):
         self.source = source or socket.gethostname() or "unknown"
         self.severity = severity
         self.incident_key: str | None = None
-        # v1 answers 403 when throttled; on v2 a 403 is not a throttle.
-        self.retry_statuses = frozenset({403, 429}) if api == "v1" else frozenset({429})
+        self.retry_statuses = THROTTLE_STATUSES[api]  # v1 answers 403 when throttled, v2 not
 
     @property
     def service_key(self) -> str:

@@ -33,6 +33,7 @@ from pagerduty_api.exceptions import (
     InvalidEventException,
     PagerDutyAPIServerException,
 )
+from pagerduty_api.retry import DEFAULT_THROTTLE_STATUSES, REFUSED_STATUSES
 from pagerduty_api.version import __version__
 
 logger = logging.getLogger("pagerduty_api")
@@ -62,7 +63,7 @@ class Resource:
     """
 
     default_url = "https://api.pagerduty.com"
-    retry_statuses: frozenset[int] = frozenset({429})
+    retry_statuses: frozenset[int] = DEFAULT_THROTTLE_STATUSES
 
     # Injectable for tests, so retries need no real waiting.
     _sleep = staticmethod(time.sleep)
@@ -244,7 +245,7 @@ class Resource:
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         if 300 <= status < 400:
             raise self._redirected(answer, retry_after)
-        if status == 400:
+        if status in REFUSED_STATUSES:
             raise self._invalid(answer)
         if status < 500 and status not in self.retry_statuses:
             raise PagerDutyAPIServerException(

@@ -1,4 +1,5 @@
-"""Exceptions raised by pagerduty_api; every one can be caught as a plain Exception."""
+"""Exceptions raised by pagerduty_api: one root, PagerDutyException, with the documented
+exceptions under it (their names and import paths are those of the original package)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 
-class ConfigurationException(Exception):
+class PagerDutyException(Exception):
+    """The root of every exception pagerduty_api raises: one `except` catches them all.
+
+    Whether the failed call is worth another attempt is `pagerduty_api.is_retryable(exc)`.
+    """
+
+
+class ConfigurationException(PagerDutyException):
     """An exception for configuration errors (missing key, unknown api, bad url or times)."""
 
 
-class IncidentKeyException(Exception):
+class IncidentKeyException(PagerDutyException):
     """An exception when no incident key exists: none was passed and nothing was triggered."""
 
 
-class PagerDutyAPIServerException(Exception):
+class PagerDutyAPIServerException(PagerDutyException):
     """An exception for PagerDuty server errors, kept after retries gave up or were not allowed.
 
     `status_code` is None when no answer came back (connection error, timeout) or when the

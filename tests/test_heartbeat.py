@@ -1,4 +1,4 @@
-"""Heartbeat against real loopback targets: one that answers, one that fails, one that hangs."""
+"""The heartbeat pinger against real loopback targets: one answers, one fails, one hangs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from watchdog import __version__
-from watchdog.heartbeat import Heartbeat, redact
+from watchdog.heartbeat import HeartbeatPinger, shown_target
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -73,12 +73,12 @@ def target() -> Iterator[Target]:
 
 
 @pytest.fixture
-def beats() -> Iterator[Callable[..., Heartbeat]]:
-    made: list[Heartbeat] = []
+def beats() -> Iterator[Callable[..., HeartbeatPinger]]:
+    made: list[HeartbeatPinger] = []
 
     def make(url: str, interval: float = 0.1, timeout: float = 2.0,
-             healthy: Callable[[], bool] = lambda: True) -> Heartbeat:
-        hb = Heartbeat(url, interval, timeout, healthy)
+             healthy: Callable[[], bool] = lambda: True) -> HeartbeatPinger:
+        hb = HeartbeatPinger(url, interval, timeout, healthy)
         made.append(hb)
         return hb
 
@@ -220,16 +220,19 @@ def test_bad_url_is_a_failure_not_an_exception(beats, caplog):
     assert_no_secret(caplog)
 
 
-def test_redact_keeps_only_scheme_and_host():
-    assert redact(f"https://hc-ping.com/{TOKEN}") == "https://hc-ping.com/…"
-    assert redact(f"https://user:pw@example.com:8443/p/{TOKEN}?x=1") == "https://example.com:8443/…"
-    assert redact("http://[::1]:9/x") == "http://[::1]:9/…"
-    assert redact("http://[::1]:notaport/x") == "<invalid url>"
+def test_shown_target_keeps_only_scheme_and_host():
+    assert shown_target(f"https://hc-ping.com/{TOKEN}") == "https://hc-ping.com/…"
+    assert (
+        shown_target(f"https://user:pw@example.com:8443/p/{TOKEN}?x=1")
+        == "https://example.com:8443/…"
+    )
+    assert shown_target("http://[::1]:9/x") == "http://[::1]:9/…"
+    assert shown_target("http://[::1]:notaport/x") == "<invalid url>"
 
 
 def test_interval_must_be_positive():
     with pytest.raises(ValueError):
-        Heartbeat("http://127.0.0.1/", 0, 1, lambda: True)
+        HeartbeatPinger("http://127.0.0.1/", 0, 1, lambda: True)
 
 
 def assert_no_secret(caplog) -> None:

@@ -1,4 +1,4 @@
-"""Notifier against a real AF_UNIX datagram socket standing in for systemd's."""
+"""SystemdNotifier (sd_notify) against a real AF_UNIX datagram socket standing in for systemd's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.notify import Notifier
+from watchdog.notify import SystemdNotifier
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -56,7 +56,7 @@ def abstract_systemd() -> Iterator[tuple[FakeSystemd, str]]:
 
 def test_lifecycle_messages_over_a_path_socket(path_systemd):
     fake, path = path_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": path})
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
     assert notifier.enabled
     assert notifier.watchdog_interval is None
 
@@ -79,7 +79,7 @@ def test_lifecycle_messages_over_a_path_socket(path_systemd):
 
 def test_abstract_socket(abstract_systemd):
     fake, address = abstract_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"})
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"})
     assert notifier.enabled
     assert notifier.ready("up")
     assert fake.receive() == {"READY": "1", "STATUS": "up"}
@@ -90,7 +90,7 @@ def test_abstract_socket(abstract_systemd):
 
 def test_watchdog_interval_is_half_of_watchdog_usec_and_pings_only_when_due(path_systemd):
     fake, path = path_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000",
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000",
                          "WATCHDOG_PID": str(os.getpid())})
     assert notifier.watchdog_interval == 15.0
 
@@ -105,7 +105,7 @@ def test_watchdog_interval_is_half_of_watchdog_usec_and_pings_only_when_due(path
 
 def test_no_ping_while_the_loop_is_not_progressing(path_systemd):
     fake, path = path_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
     assert notifier.maybe_ping(True, now=10.0)
     assert fake.receive() == {"WATCHDOG": "1"}
     for now in (10.6, 11.0, 20.0, 100.0):  # due, but the scheduler is wedged
@@ -118,7 +118,7 @@ def test_no_ping_while_the_loop_is_not_progressing(path_systemd):
 
 def test_real_clock_default(path_systemd):
     fake, path = path_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # 0.05 s
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # 0.05 s
     assert notifier.maybe_ping(True)
     assert not notifier.maybe_ping(True)  # well within 50 ms of the first
     deadline = time.monotonic() + 5
@@ -132,7 +132,7 @@ def test_real_clock_default(path_systemd):
 
 def test_watchdog_pid_of_another_process_disables_pings(path_systemd):
     fake, path = path_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000",
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000",
                          "WATCHDOG_PID": str(os.getpid() + 1)})
     assert notifier.enabled  # READY etc. still go out
     assert notifier.watchdog_interval is None
@@ -147,7 +147,7 @@ def test_watchdog_pid_of_another_process_disables_pings(path_systemd):
     {"NOTIFY_SOCKET": "@"},
 ])
 def test_disabled_outside_systemd(env):
-    notifier = Notifier(env)
+    notifier = SystemdNotifier(env)
     assert not notifier.enabled
     assert notifier.watchdog_interval is None
     assert not notifier.ready("x")
@@ -156,13 +156,13 @@ def test_disabled_outside_systemd(env):
 
 @pytest.mark.parametrize("usec", ["", "abc", "0", "-5"])
 def test_bad_watchdog_usec_means_no_watchdog(tmp_path, usec):
-    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "x.sock"), "WATCHDOG_USEC": usec})
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "x.sock"), "WATCHDOG_USEC": usec})
     assert notifier.watchdog_interval is None
 
 
 def test_send_never_raises_when_systemd_is_gone(tmp_path, caplog):
     caplog.set_level("DEBUG", logger="watchdog.notify")
-    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "missing.sock"),
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "missing.sock"),
                          "WATCHDOG_USEC": "1000000"})
     assert notifier.enabled
     assert not notifier.ready("up")
@@ -177,7 +177,7 @@ def test_uses_os_environ_by_default(monkeypatch, path_systemd):
     fake, path = path_systemd
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
-    notifier = Notifier()
+    notifier = SystemdNotifier()
     assert notifier.enabled
     assert notifier.stopping()
     assert fake.receive() == {"STOPPING": "1"}

@@ -412,6 +412,19 @@ def test_backoff_is_full_jitter_capped():
     assert all(0 <= backoff_delay(n, rng.uniform) <= BACKOFF_CAP for n in range(50))
 
 
+def test_backoff_takes_a_base_a_cap_and_a_retry_after():
+    """The sender's backoff is this one too, with its own base and caps and a Retry-After."""
+
+    def top(low, high):
+        return high
+
+    delays = [backoff_delay(n, top, base=1.0, cap=15.0) for n in (-1, 0, 1, 3, 4, 10_000)]
+    assert delays == [1.0, 1.0, 2.0, 8.0, 15.0, 15.0]
+    assert backoff_delay(0, top, retry_after=7.0) == 7.0  # PagerDuty asked for longer: wait it
+    assert backoff_delay(3, top, retry_after=0.1) == 4.0  # shorter: the backoff stands
+    assert 0 <= backoff_delay(2) <= 2.0  # jitter defaults to random.uniform
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [

@@ -14,9 +14,11 @@ from watchdog import runner as runner_module
 from watchdog.config import load
 from watchdog.model import ProbeResult
 from watchdog.runner import Runner
+from watchdog.scheduler import _spread
 
 pytestmark = pytest.mark.timeout(120)
 FAIL = ProbeResult(ok=False, summary="down")
+OK = ProbeResult(ok=True, summary="up")
 
 
 def test_a_result_that_lands_during_a_reload_is_not_lost(tmp_path, monkeypatch):
@@ -47,6 +49,48 @@ def test_a_result_that_lands_during_a_reload_is_not_lost(tmp_path, monkeypatch):
         assert runner.states["web"].triggered
         stored = runner.store.load_checks()
         assert stored["web"].state.triggered and "other" not in stored
+    finally:
+        runner.stop_requested.set()
+        runner.shutdown()
+
+
+def test_a_failing_result_returns_its_retry_interval_for_the_scheduler(tmp_path):
+    """The result handler tells the scheduler how soon to probe again; it does not call it."""
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        "state_dir: ./state\n"
+        "defaults: {interval: 1h, fail_after: 3, retry_interval: 200ms}\n"
+        "checks:\n  - name: web\n    command: 'false'\n"
+    )
+    runner = Runner(load(str(config)))
+    runner.start()
+    try:
+        check, now = runner.checks["web"], time.time()
+        assert runner._on_result(check, FAIL, now, now) == 0.2  # failing, not yet triggered
+        assert runner._on_result(check, OK, now, now) is None  # passing: its interval
+        for _ in range(3):
+            delay = runner._on_result(check, FAIL, now, now)
+        assert runner.states["web"].triggered and delay is None  # triggered: its interval
+    finally:
+        runner.stop_requested.set()
+        runner.shutdown()
+
+
+def test_retry_interval_confirms_a_failure_within_seconds_not_an_hour(tmp_path):
+    name = "web-6903"  # first runs are spread over the interval: this one's comes at once
+    assert _spread(name, 3600) < 1
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        "state_dir: ./state\n"
+        "defaults: {interval: 1h, fail_after: 3, retry_interval: 100ms}\n"
+        f"checks:\n  - name: {name}\n    command: 'false'\n"
+    )
+    runner = Runner(load(str(config)), force_dry_run=True)
+    runner.start()
+    runner.scheduler.start()
+    try:
+        wait_for(lambda: runner.states[name].triggered, timeout=10,
+                 what="three failures 100 ms apart")
     finally:
         runner.stop_requested.set()
         runner.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import threading
 import time
@@ -154,15 +155,34 @@ def test_first_runs_and_retries_are_planned_on_the_grid_to_share_wake_ups():
     sched.shutdown(1)
 
 
-def test_check_sooner_brings_the_next_run_forward():
+def test_a_delay_the_result_handler_returns_brings_the_next_run_forward():
+    """The handler says how soon to run again (a failing check's retry_interval); the
+    scheduler applies it, so nothing has to call back into the scheduler."""
     probe = FakeProbe()
-    sched = Scheduler(lambda *a: None, workers=2)
+    answers = iter([0.05])  # after the first result: again within 50 ms; then the interval
+    sched = Scheduler(lambda *a: next(answers, None), workers=2)
     sched.set_checks([make("slow", probe, interval=3600)], spread=False)
     with Driver(sched):
-        wait_until(lambda: probe.calls == 1)
-        sched.check_sooner("slow", 0.05)
         wait_until(lambda: probe.calls == 2)
-    sched.shutdown(1)
+        next_run = on_loop(sched, lambda: sched._jobs["slow"].next_run)
+    assert next_run > datetime.datetime.now() + datetime.timedelta(seconds=3000)  # None: kept
+
+
+def test_a_returned_delay_never_postpones_a_run():
+    probe = FakeProbe()
+    sched = Scheduler(lambda *a: 7200.0, workers=1)  # later than the interval: ignored
+    sched.set_checks([make("c", probe, interval=3600)], spread=False)
+    with Driver(sched):
+        wait_until(lambda: probe.calls == 1)
+        planned = on_loop(sched, lambda: sched._jobs["c"].next_run)
+    assert planned < datetime.datetime.now() + datetime.timedelta(seconds=3601)
+
+
+def on_loop(sched, fn):
+    """fn() run on the loop thread, after what the loop is doing now (a result's handling)."""
+    out = []
+    sched._call(lambda: out.append(fn()))
+    return out[0]
 
 
 def test_a_raising_probe_becomes_a_failure_result():
@@ -217,7 +237,7 @@ def test_coroutine_probes_run_on_the_loop_thread_with_their_results():
     with Driver(sched):
         wait_until(lambda: probe.calls >= 3 and threads)
     assert probe.threads == {"scheduler"} and threads == {"scheduler"}
-    assert sched.busy_workers == 0
+    assert sched.health().busy_workers == 0
 
 
 def test_a_hung_coroutine_probe_is_skipped_not_stacked_and_cancelled_at_shutdown():
@@ -239,10 +259,33 @@ def test_blocking_probes_count_as_busy_workers_until_they_return():
         spread=False,
     )
     with Driver(sched):
-        wait_until(lambda: sched.busy_workers == 2)
-        before = sched.last_finished
+        wait_until(lambda: sched.health().busy_workers == 2)
+        before = time.monotonic()
         release.set()
-        wait_until(lambda: sched.busy_workers == 0 and sched.last_finished > before)
+        wait_until(lambda: sched.health().busy_workers == 0)
+        after = time.monotonic()
+        assert sched.health(after).last_finished_age <= after - before
+
+
+def test_health_is_one_frozen_snapshot_of_loop_and_pool():
+    release = threading.Event()
+    sched = Scheduler(lambda *a: None, workers=3)
+    sched.set_checks(
+        [make("x", FakeProbe(block=release)), make("a", AsyncProbe(hang=True))], spread=False
+    )
+    sched.start()
+    try:
+        wait_until(lambda: sched.health().running == 2)
+        now = time.monotonic()
+        vitals = sched.health(now)
+        assert (vitals.busy_workers, vitals.workers, vitals.running) == (1, 3, 2)
+        assert 0 <= vitals.last_tick_age <= scheduler_module.MAX_SLEEP + 1.0
+        assert 59 < sched.health(now + 60).last_tick_age <= 60 + vitals.last_tick_age  # ages
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            vitals.busy_workers = 0  # type: ignore[misc]
+    finally:
+        release.set()
+        sched.shutdown(0.2)  # the hung coroutine is cancelled
 
 
 def test_set_checks_from_another_thread_is_applied_by_the_loop():

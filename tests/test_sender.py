@@ -22,16 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakepd import TEST_KEY, FakePagerDuty
+from pagerduty_api._transport import backoff_delay
 from pagerduty_api.alert import Alert
 from pagerduty_api.exceptions import PagerDutyAPIServerException
+from pagerduty_api.retry import is_throttle
 from watchdog.model import CheckState, Event
 from watchdog.pacer import Pace
 from watchdog.retry import (
     RESOLVE_BACKOFF_MAX,
     RETRY_AFTER_MAX,
     TRIGGER_BACKOFF_MAX,
-    backoff_delay,
-    is_throttle,
     retry_after_of,
     send_order,
 )
@@ -457,7 +457,7 @@ def test_backoff_never_exceeds_its_cap(attempts: int, base: float, retry_after: 
     exc = PagerDutyAPIServerException("429", status_code=429, retry_after=retry_after)
     bounded = retry_after_of(exc)
     delay = backoff_delay(
-        attempts, base=base, cap=TRIGGER_BACKOFF_MAX, retry_after=bounded, rng=MaxJitter()
+        attempts - 1, MaxJitter().uniform, base=base, cap=TRIGGER_BACKOFF_MAX, retry_after=bounded
     )
     assert 0.0 <= delay <= max(TRIGGER_BACKOFF_MAX, bounded or 0.0) <= RETRY_AFTER_MAX
     if retry_after is not None and retry_after > 0:
@@ -643,3 +643,129 @@ def test_stop_is_bounded_while_lanes_wait_for_the_budget(pd: FakePagerDuty, stor
     assert sender.stop(flush_timeout=0.3) == 2
     assert time.monotonic() - started < 1.5
     assert [i.event.incident_key for i in store.pending()] == ["k1", "k2"]
+
+
+# ------------------------------------------------ set_alert: a reload swaps the alert
+
+OTHER_KEY = "fedcba9876543210fedcba9876543210"
+
+
+def swapped_from_another_thread(swap: Any) -> None:
+    """Run swap() on a thread of its own and wait for it, as a reload would meanwhile."""
+    thread = threading.Thread(target=swap)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+class SwapsWhileSending(LoggingAlert):
+    """A dry run whose trigger is in flight while the sender's alert is swapped."""
+
+    def __init__(self, swap: Any) -> None:
+        self.swap = swap
+
+    def trigger(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        swapped_from_another_thread(self.swap)
+        return super().trigger(*args, **kwargs)
+
+
+def test_an_attempt_in_flight_is_judged_with_the_alert_it_began_with(
+    pd: FakePagerDuty, store: Store
+) -> None:
+    """A reload from dry-run to a real key while a dry-run send is in flight: that event was
+    logged, not sent, and must be recorded so; the next one goes to PagerDuty."""
+    live = make_alert(pd)
+    holder: dict[str, Sender] = {}
+    queue(store, trigger("before"))
+    running = Running(store, SwapsWhileSending(lambda: holder["sender"].set_alert(live)), lanes=1)
+    holder["sender"] = running.sender
+    with running as sender:
+        pd.wait_for(lambda: drained(store))
+        assert sender.alert is live
+        queue(store, trigger("after"))
+        sender.wake()
+        pd.wait_for(lambda: drained(store) and pd.actions_for("after") == ["trigger"])
+    assert ("trigger", "before", "dry_run") in running.outcomes
+    assert ("trigger", "after", "sent") in running.outcomes
+    stats = store.outbox_stats(time.time())
+    assert stats["dry_run"] == {"trigger": 1, "resolve": 0}
+    assert stats["sent"] == {"trigger": 1, "resolve": 0}
+    assert pd.actions_for("before") == []
+
+
+class QuotesItsKey:
+    """An alert whose failure quotes its own key (as a transport error quoting a URL can)."""
+
+    api = "v2"
+
+    def __init__(self, service_key: str, swap: Any = None) -> None:
+        self.service_key = service_key
+        self.swap = swap
+
+    def trigger(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self.swap is not None:
+            swapped_from_another_thread(self.swap)
+        raise OSError(f"POST https://events.example/?key={self.service_key}: reset by peer")
+
+
+def test_a_swap_during_a_failing_attempt_still_masks_that_attempts_key(
+    store: Store, caplog: Any
+) -> None:
+    """The failure is described with the alert that failed, so its key is the one masked."""
+    caplog.set_level(logging.INFO, logger="watchdog.sender")
+    holder: dict[str, Sender] = {}
+    first = QuotesItsKey(TEST_KEY, swap=lambda: holder["sender"].set_alert(QuotesItsKey(OTHER_KEY)))
+    queue(store, trigger("k"))
+    running = Running(store, first, lanes=1)
+    holder["sender"] = running.sender
+    with running:
+        wait_deadline = time.monotonic() + 5
+        while store.pending()[0].attempts < 2:  # the first alert's failure, then the second's
+            assert time.monotonic() < wait_deadline, "no second attempt"
+            time.sleep(0.01)
+    for text in (caplog.text, store.pending()[0].last_error or ""):
+        assert TEST_KEY not in text and OTHER_KEY not in text
+    assert "key=…" + TEST_KEY[-4:] in caplog.text and "key=…" + OTHER_KEY[-4:] in caplog.text
+
+
+def test_set_alert_from_another_thread_while_lanes_send(pd: FakePagerDuty, store: Store) -> None:
+    """Swapping back and forth between two keys while four lanes drain: every event is sent
+    once, in order per key, through one of the two; after the last swap, only the new one."""
+    one, other = make_alert(pd), Alert(OTHER_KEY, api="v2", url=pd.url, retry_deadline=0)
+    keys = [f"swap-{i}" for i in range(40)]
+    for key in keys:
+        queue(store, trigger(key), resolve(key))
+    stop = threading.Event()
+    swaps = 0
+
+    def swapper(sender: Sender) -> None:
+        nonlocal swaps
+        while not stop.is_set():
+            sender.set_alert(other if swaps % 2 == 0 else one)
+            swaps += 1
+            stop.wait(0.002)
+
+    with Running(store, one, lanes=4) as sender:
+        thread = threading.Thread(target=swapper, args=(sender,))
+        thread.start()
+        try:
+            pd.wait_for(lambda: drained(store), timeout=15)
+        finally:
+            stop.set()
+            thread.join(5)
+        sender.set_alert(other)
+        queue(store, trigger("last"))
+        sender.wake()
+        pd.wait_for(lambda: pd.actions_for("last") == ["trigger"])
+    assert swaps > 1
+    for key in keys:
+        assert pd.actions_for(key) == ["trigger", "resolve"], key
+    routing = [event["body"]["routing_key"] for event in pd.events]
+    assert set(routing) <= {TEST_KEY, OTHER_KEY} and routing[-1] == OTHER_KEY
+    assert len(routing) == 2 * len(keys) + 1 and store.dead_letters() == []
+
+
+def test_the_alert_is_swapped_only_through_set_alert(store: Store) -> None:
+    sender = Sender(store, LoggingAlert())
+    with pytest.raises(AttributeError):
+        sender.alert = LoggingAlert()  # type: ignore[misc]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pagerduty_api._transport import redact
 from pagerduty_api.exceptions import InvalidEventException, PagerDutyAPIServerException
 from watchdog.model import RESOLVE, TRIGGER, Event
 
@@ -42,6 +43,6 @@ def describe_error(alert: Any, exc: BaseException, *, invalid: bool) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     key = getattr(alert, "service_key", None)
-    if isinstance(key, str) and key:
-        text = text.replace(key, "***")
+    if isinstance(key, str):
+        text = redact(text, [key])
     return text[:MAX_ERROR_CHARS]

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
+from pagerduty_api._transport import redact
 from watchdog import __version__
 
 log = logging.getLogger("watchdog.heartbeat")
@@ -24,7 +25,7 @@ log = logging.getLogger("watchdog.heartbeat")
 MAX_BODY = 4096  # bytes of a ping's response read (and ignored) so the connection ends cleanly
 
 
-class Heartbeat:
+class HeartbeatPinger:
     """Pings `url` now and then every `interval` seconds while healthy() is True."""
 
     def __init__(self, url: str, interval: float, timeout: float,
@@ -35,7 +36,7 @@ class Heartbeat:
         self.interval = interval
         self.timeout = timeout
         self.healthy = healthy
-        self.target = redact(url)
+        self.target = shown_target(url)
         self.pings_sent = 0  # pings the target answered with 2xx
         self.failures = 0  # pings that failed (error, non-2xx, timeout)
         self.skipped = 0  # slots skipped because healthy() was False
@@ -135,7 +136,7 @@ class Heartbeat:
         return None
 
     def _scrub(self, text: str) -> str:
-        """Remove any part of the URL that may be a token from an error message."""
+        """Mask any part of the URL that may be a token in an error message."""
         secrets = [self.url]
         try:
             parts = urllib.parse.urlsplit(self.url)
@@ -143,13 +144,10 @@ class Heartbeat:
                         parts.password or "", *parts.path.split("/")]
         except ValueError:  # unparseable: say nothing of the error rather than risk the token
             return "invalid URL"
-        for secret in sorted(set(secrets), key=len, reverse=True):
-            if len(secret) > 3:
-                text = text.replace(secret, "…")
-        return text
+        return redact(text, sorted({s for s in secrets if len(s) > 3}, key=len, reverse=True))
 
 
-def redact(url: str) -> str:
+def shown_target(url: str) -> str:
     """scheme://host[:port]/… — enough to tell which target, nothing that authenticates."""
     try:
         parts = urllib.parse.urlsplit(url)

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from pagerduty_api._transport import redact
+
 _PRIORITY = {  # syslog priorities; journald reads a leading <N> as the line's level
     logging.DEBUG: 7,
     logging.INFO: 6,
@@ -17,12 +19,10 @@ _PRIORITY = {  # syslog priorities; journald reads a leading <N> as the line's l
 }
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """Replace each secret by its last 4 characters, so a key can be recognised, not used."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, "…" + secret[-4:])
-    return text
+# Each secret becomes its last 4 characters (nothing of one under 16), so a key can be
+# recognised, not used. One function for all of pd-watchdog and its PagerDuty client: it lives
+# in pagerduty_api, which must stay importable on its own; watchdog names it `mask`.
+mask = redact
 
 
 def mask_data(value: Any, secrets: Iterable[str]) -> Any:

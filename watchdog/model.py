@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-SEVERITIES = ("critical", "error", "warning", "info")
+# PagerDuty's severities are the client's (the wire contract), named here for watchdog's use.
+from pagerduty_api.alert import SEVERITIES as SEVERITIES
+
 TRIGGER = "trigger"
 RESOLVE = "resolve"
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 log = logging.getLogger("watchdog.notify")
 
 
-class Notifier:
+class SystemdNotifier:
     """Talks to the service manager that started us, if any; never raises."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:

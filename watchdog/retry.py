@@ -3,16 +3,9 @@ so they can be tested alone (the sender's lanes apply them)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-import requests
-
-from pagerduty_api.exceptions import (
-    IncidentKeyException,
-    InvalidEventException,
-    PagerDutyAPIServerException,
-)
+from pagerduty_api.exceptions import PagerDutyException
 from watchdog.model import TRIGGER
 from watchdog.store import OutboxItem
 
@@ -24,10 +17,6 @@ from watchdog.store import OutboxItem
 TRIGGER_BACKOFF_MAX = 15.0
 RESOLVE_BACKOFF_MAX = 60.0
 RETRY_AFTER_MAX = 60.0  # the longest Retry-After honoured: a wild header must not park a page
-
-# Refusals that no retry can fix: PagerDuty's 400, or the client refusing before sending
-# (a key or value it knows PagerDuty would reject). These go to the dead letters.
-_REFUSALS = (InvalidEventException, IncidentKeyException, ValueError, TypeError)
 
 
 def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
@@ -47,17 +36,6 @@ def send_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
     return first + rest
 
 
-def backoff_delay(
-    attempts: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
-) -> float:
-    """Full jitter, uniform(0, min(cap, base * 2**(attempts-1))), but at least retry_after."""
-    ceiling = min(cap, base * 2 ** min(max(attempts - 1, 0), 60))
-    delay = rng.uniform(0.0, ceiling)
-    if retry_after is not None and retry_after > delay:
-        delay = retry_after
-    return delay
-
-
 def retry_after_of(exc: BaseException) -> float | None:
     """PagerDuty's Retry-After in seconds, bounded by RETRY_AFTER_MAX; None if absent."""
     value = getattr(exc, "retry_after", None)
@@ -66,18 +44,10 @@ def retry_after_of(exc: BaseException) -> float | None:
     return min(float(value), RETRY_AFTER_MAX)
 
 
-def is_throttle(exc: BaseException, api: str | None) -> bool:
-    """PagerDuty's "too many": 429, or 403 on Events API v1."""
-    status = getattr(exc, "status_code", None)
-    return status == 429 or (status == 403 and api == "v1")
-
-
-def is_refusal(exc: BaseException) -> bool:
-    """Refused for good (dead letter) rather than worth another attempt."""
-    # requests' InvalidURL is also a ValueError, but it is about transport, not the event.
-    return isinstance(exc, _REFUSALS) and not isinstance(exc, requests.RequestException)
-
-
 def is_delivery_error(exc: BaseException) -> bool:
-    """PagerDuty or the network said no (expected), as opposed to a bug in our code."""
-    return isinstance(exc, PagerDutyAPIServerException | requests.RequestException | OSError)
+    """PagerDuty or the network said no (expected), as opposed to a bug in our code.
+
+    Whether to try again is pagerduty_api.is_retryable's to say; this only picks the log line.
+    requests' exceptions are OSErrors.
+    """
+    return isinstance(exc, PagerDutyException | OSError)

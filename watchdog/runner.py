@@ -18,11 +18,11 @@ from dataclasses import replace
 from pagerduty_api import Alert
 from watchdog import __version__, aio, logs
 from watchdog.config import Config, ConfigError, load
-from watchdog.heartbeat import Heartbeat
+from watchdog.heartbeat import HeartbeatPinger
 from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
 from watchdog.model import TRIGGER, Check, CheckState, Event, Policy, ProbeResult
-from watchdog.notify import Notifier
+from watchdog.notify import SystemdNotifier
 from watchdog.recorder import Recorder
 from watchdog.runtime import RuntimeFile
 from watchdog.scheduler import Scheduler
@@ -58,10 +58,10 @@ class Runner:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self._wake = threading.Event()
-        self.notifier = Notifier()
+        self.notifier = SystemdNotifier()
         self.metrics = Metrics() if config.metrics_listen else None
         self.metrics_server: MetricsServer | None = None
-        self.heartbeat: Heartbeat | None = None
+        self.heartbeat: HeartbeatPinger | None = None
         self._next_housekeeping = 0.0
         self._resumed = 0.0  # monotonic: when the process last came back from a pause
         self._status = ""
@@ -143,7 +143,7 @@ class Runner:
             return
         logs.add_secrets([config.heartbeat.url])  # ping URLs carry their token
         beat = config.heartbeat
-        self.heartbeat = Heartbeat(
+        self.heartbeat = HeartbeatPinger(
             beat.url, beat.interval, beat.timeout, lambda: self.service_health()[0]
         )
         self.heartbeat.start()
@@ -190,12 +190,13 @@ class Runner:
         """Healthy while the loop ticks and probes still finish (for WATCHDOG=1, heartbeat,
         /healthz): a stuck loop or a pool whose every worker hangs is not healthy."""
         now = time.monotonic()
-        last_tick = max(self.scheduler.last_tick, self._resumed)
-        if now - last_tick > LOOP_STALL:
-            return False, f"scheduler loop has not run for {now - last_tick:.0f}s"
+        vitals = self.scheduler.health(now)
+        quiet = min(vitals.last_tick_age, now - self._resumed)
+        if quiet > LOOP_STALL:
+            return False, f"scheduler loop has not run for {quiet:.0f}s"
         if (
-            self.scheduler.busy_workers >= self.config.workers
-            and now - self.scheduler.last_finished > STALL + self._longest_timeout()
+            vitals.busy_workers >= vitals.workers
+            and vitals.last_finished_age > STALL + self._longest_timeout()
         ):
             return False, "every probe worker is stuck; no probe finished recently"
         return True, "ok"
@@ -291,7 +292,7 @@ class Runner:
         self.notifier.stopping()
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        running = self.scheduler.running()
+        running = self.scheduler.health().running
         if running:
             log.info("stopping: waiting up to %.0fs for %d running probes", PROBE_GRACE, running)
         if not self.scheduler.shutdown(PROBE_GRACE):
@@ -354,7 +355,7 @@ class Runner:
             config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
         )
         if delivery_changed:
-            self.sender.alert = self._make_alert(config)
+            self.sender.set_alert(self._make_alert(config))
             log.info("reload: PagerDuty settings changed")
         for warning in config.warnings:
             log.warning("%s", warning)
@@ -465,7 +466,11 @@ class Runner:
 
     # --- results ------------------------------------------------------------------------
 
-    def _on_result(self, check: Check, result: ProbeResult, planned: float, started: float) -> None:
+    def _on_result(
+        self, check: Check, result: ProbeResult, planned: float, started: float
+    ) -> float | None:
+        """Mask, step the state, record, log; return how soon to probe again (None: the
+        check's interval), for the scheduler to apply."""
         secrets = self.config.secrets
         if secrets:
             # Before it is stored or sent anywhere: a plugin may print what it was given.
@@ -476,7 +481,7 @@ class Runner:
         with self._lock:
             current = self.checks.get(check.name)
             if self._closing or current is None or current.fingerprint != check.fingerprint:
-                return  # a result from before a reload (or after shutdown): not ours any more
+                return None  # a result from before a reload (or after shutdown): not ours any more
             before = self.states[check.name]
             policy = self.policies[check.name]
             after, events = step(before, result, policy)
@@ -510,8 +515,8 @@ class Runner:
                 event.severity,
                 event.summary,
             )
-        if not result.ok and next_interval(after, check) < check.interval:
-            self.scheduler.check_sooner(check.name, next_interval(after, check))
+        sooner = next_interval(after, check)
+        return sooner if not result.ok and sooner < check.interval else None
 
     def _save_unsaved(self) -> None:
         """Write the batched results (call with self._lock held); kept until that works."""

@@ -46,15 +46,28 @@ from watchdog.probes.base import is_async
 log = logging.getLogger("watchdog.scheduler")
 
 CLOCK_STEP = datetime.timedelta(seconds=2)  # wall-clock moves beyond this are steps, not drift
-MAX_SLEEP = 0.5  # seconds the loop sleeps at most, so last_tick shows it is alive
+MAX_SLEEP = 0.5  # seconds the loop sleeps at most, so health() shows it is alive
 GRID = 0.25  # seconds: spread first runs and retries over instants this far apart
 CALL_TIMEOUT = 30.0  # seconds another thread waits for the loop to apply set_checks
 # Failures in a row one check may have dropped for loop pauses: a loop that keeps pausing
 # must still let a real failure through.
 MAX_REPROBES = 3
 
-# on_result(check, result, planned_start, started) — wall-clock seconds since the epoch.
-ResultHandler = Callable[[Check, ProbeResult, float, float], None]
+# on_result(check, result, planned_start, started), times in wall-clock seconds since the
+# epoch, returns the seconds within which the check should run again (its retry_interval while
+# failing), or None to keep its interval. The scheduler applies it: no call back into it.
+ResultHandler = Callable[[Check, ProbeResult, float, float], float | None]
+
+
+@dataclass(frozen=True)
+class SchedulerHealth:
+    """The loop's and the pool's vital signs at one instant (Scheduler.health())."""
+
+    last_tick_age: float  # seconds since the loop last ticked (it ticks every MAX_SLEEP at most)
+    busy_workers: int  # blocking probes handed to the pool and not back yet
+    workers: int  # the pool's size
+    last_finished_age: float  # seconds since a worker last handed back a result
+    running: int  # probes started and not finished, on the pool or on the loop
 
 
 @dataclass
@@ -152,8 +165,9 @@ class _HeapScheduler(schedule.Scheduler):
 class Scheduler:
     """Runs every check on its interval; a slow or hung check never delays another.
 
-    start() runs the event loop in its own thread; set_checks, check_sooner and shutdown may
-    be called from any thread. on_result is always called on the loop thread.
+    start() runs the event loop in its own thread; set_checks, health and shutdown may be
+    called from any thread. on_result is always called on the loop thread, and what it returns
+    (a sooner next run, or None) is applied there.
     """
 
     def __init__(self, on_result: ResultHandler, *, workers: int = 64) -> None:
@@ -173,10 +187,10 @@ class Scheduler:
         self._reprobes: dict[str, int] = {}  # check -> failures dropped in a row for pauses
         self._stopped = False
         self._idle = threading.Condition()
-        self.busy_workers = 0  # blocking probes handed to the pool and not back yet
+        self._busy_workers = 0  # blocking probes handed to the pool and not back yet
         self.stats: dict[str, CheckStats] = {}
-        self.last_tick = time.monotonic()
-        self.last_finished = time.monotonic()  # when a worker last handed back a result
+        self._last_tick = time.monotonic()
+        self._last_finished = time.monotonic()  # when a worker last handed back a result
 
     # --- any thread -----------------------------------------------------------------------
 
@@ -189,13 +203,20 @@ class Scheduler:
         """Install a new set of checks; unchanged ones keep their job and timing."""
         self._call(self._set_checks, list(checks), spread)
 
-    def check_sooner(self, name: str, delay: float) -> None:
-        """Ask for the check's next run within `delay` seconds (retry_interval while failing)."""
-        self._call(self._sooner, name, delay, wait=False)
-
     def running(self) -> int:
         """Probes started and not finished."""
         return len(self._running)
+
+    def health(self, now: float | None = None) -> SchedulerHealth:
+        """A snapshot for the runner's health check (`now`: time.monotonic(), by default)."""
+        now = time.monotonic() if now is None else now
+        return SchedulerHealth(
+            last_tick_age=now - self._last_tick,
+            busy_workers=self._busy_workers,
+            workers=self.workers,
+            last_finished_age=now - self._last_finished,
+            running=len(self._running),
+        )
 
     def shutdown(self, timeout: float) -> bool:
         """Stop scheduling; wait up to `timeout` for running probes. True if all finished.
@@ -289,7 +310,7 @@ class Scheduler:
 
     def tick(self) -> float:
         """Start what is due; return seconds until the next job is due."""
-        self.last_tick = time.monotonic()
+        self._last_tick = time.monotonic()
         self._sched.run_pending()
         idle = self._sched.idle_seconds
         return 3600.0 if idle is None else max(0.0, idle)
@@ -331,6 +352,7 @@ class Scheduler:
         self._wake()
 
     def _sooner(self, name: str, delay: float) -> None:
+        """Bring the check's next run forward to within `delay` seconds (never later)."""
         job = self._jobs.get(name)
         if job is not None:
             when = _on_grid(datetime.datetime.now() + datetime.timedelta(seconds=delay))
@@ -389,7 +411,9 @@ class Scheduler:
             if self._discard(check, result, began):
                 return
             self._reprobes.pop(check.name, None)
-            self._on_result(check, result, planned, started)
+            sooner = self._on_result(check, result, planned, started)
+            if sooner is not None:
+                self._sooner(check.name, sooner)
         except asyncio.CancelledError:
             pass  # shutdown, or a reload replaced the check: the result is not wanted
         except Exception:
@@ -439,12 +463,12 @@ class Scheduler:
         return known[1]
 
     async def _in_worker(self, check: Check) -> ProbeResult:
-        self.busy_workers += 1
+        self._busy_workers += 1
         try:
             return await self._loop.run_in_executor(self._pool, check.probe.run, check.timeout)
         finally:
-            self.busy_workers -= 1
-            self.last_finished = time.monotonic()
+            self._busy_workers -= 1
+            self._last_finished = time.monotonic()
 
     def _finished(self, name: str, task: asyncio.Task | None) -> None:
         if self._running.get(name) is task:

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pagerduty_api._transport import backoff_delay
 from pagerduty_api.exceptions import InvalidEventException
+from pagerduty_api.retry import is_retryable, is_throttle
 from watchdog import memqueue
 from watchdog.dryrun import LoggingAlert
 from watchdog.events_api import describe_error, send_event
@@ -38,10 +40,7 @@ from watchdog.probes._util import fmt_seconds
 from watchdog.retry import (
     RESOLVE_BACKOFF_MAX,
     TRIGGER_BACKOFF_MAX,
-    backoff_delay,
     is_delivery_error,
-    is_refusal,
-    is_throttle,
     retry_after_of,
     send_order,
 )
@@ -86,7 +85,8 @@ class Sender:
 
     `pace` is the attempt budget per routing key (None: unpaced); an alert without a
     `service_key` (the dry run's LoggingAlert) is never paced. `rng` makes the jitter
-    reproducible in tests.
+    reproducible in tests. set_alert() swaps the alert from any thread; each attempt uses the
+    alert it began with from its send to its outcome.
     """
 
     def __init__(
@@ -106,7 +106,8 @@ class Sender:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         self.store = store
-        self.alert = alert
+        self._alert = alert
+        self._alert_lock = threading.Lock()
         self.lanes = lanes
         self.backoff_base = backoff_base
         self.trigger_backoff_max = trigger_backoff_max
@@ -139,6 +140,18 @@ class Sender:
             )
             self._threads.append(thread)
             thread.start()
+
+    @property
+    def alert(self) -> Any:
+        """The Alert new attempts go through (change it with set_alert)."""
+        with self._alert_lock:
+            return self._alert
+
+    def set_alert(self, alert: Any) -> None:
+        """Send through `alert` from the next attempt on (a reload changed the PagerDuty
+        settings); an attempt in flight finishes, and is judged, with the alert it began with."""
+        with self._alert_lock:
+            self._alert = alert
 
     def wake(self) -> None:
         """New events were recorded: have lanes look at the outbox now (a trigger may go
@@ -265,17 +278,17 @@ class Sender:
 
     def _attempt(self, lane: _Lane, item: OutboxItem) -> str:
         """One paced attempt at one event: SENT, DEAD_LETTER, RETRY, _REREAD or _STOP."""
-        event = item.event
-        pacer = self._pacer()
+        event, alert = item.event, self.alert  # one alert for the whole attempt
+        pacer = self._pacer(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
             return _STOP if self._out_of_time() else _REREAD
         try:
-            self._send(event)
+            send_event(alert, event)
         except Exception as exc:
-            if not is_refusal(exc):
-                self._retry_later(lane, item, exc, pacer)
+            if is_retryable(exc):
+                self._retry_later(lane, item, exc, alert, pacer)
                 return RETRY
-            reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
+            reason = describe_error(alert, exc, invalid=isinstance(exc, InvalidEventException))
             self.settlement.settle(item.id, DEAD, reason)
             what = f"{event.action} {event.incident_key} (id {item.id})"
             logger.error("dead letter %s: refused, never to be accepted: %s", what, reason)
@@ -285,12 +298,12 @@ class Sender:
             pacer.accepted()
         # Accepted. Until the store takes it out, a crash resends it (PagerDuty dedups by key);
         # settling keeps outbox order, so a resend never overtakes a later resolve.
-        dry = isinstance(self.alert, LoggingAlert)
+        dry = isinstance(alert, LoggingAlert)
         self.settlement.settle(item.id, STORE_DRY_RUN if dry else STORE_SENT)
         if lane.streak:
             self._recovered(lane)
         lane.streak, lane.retry_id = 0, None
-        if isinstance(self.alert, LoggingAlert):
+        if dry:
             self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
             return SENT
         logger.info("sent %s %s (id %d)", event.action, event.incident_key, item.id)
@@ -300,15 +313,16 @@ class Sender:
     def _deliver_from_memory(self, lane: _Lane, held: MemoryItem) -> bool:
         """One paced attempt at an event kept in memory; its fate stays on the item (the
         recorder writes it with its change). False means stop."""
-        event, pacer = held.event, self._pacer()
+        event, alert = held.event, self.alert  # one alert for the whole attempt
+        pacer = self._pacer(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
             self.memory.put_back(held)
             return not self._out_of_time()
         try:
-            self._send(event)
+            send_event(alert, event)
         except Exception as exc:
-            if is_refusal(exc):
-                reason = self._describe(exc, invalid=isinstance(exc, InvalidEventException))
+            if not is_retryable(exc):
+                reason = describe_error(alert, exc, invalid=isinstance(exc, InvalidEventException))
                 self.memory.settle(held, memqueue.DEAD, reason)
                 logger.error("dead letter %s %s (not yet recorded): refused: %s",
                              event.action, event.incident_key, reason)
@@ -319,7 +333,8 @@ class Sender:
             cap = self.trigger_backoff_max if event.action == TRIGGER else self.resolve_backoff_max
             delay = self._backoff(lane.streak, retry_after_of(exc), cap)
             logger.warning("retry %s %s (not yet recorded): %s; retrying in %s (attempt %d)",
-                           event.action, event.incident_key, self._describe(exc, invalid=False),
+                           event.action, event.incident_key,
+                           describe_error(alert, exc, invalid=False),
                            fmt_seconds(delay), held.attempts)
             self._report(event, RETRY)
             began = self._recoveries
@@ -327,7 +342,7 @@ class Sender:
             return not self._stopping.is_set()
         if pacer is not None:
             pacer.accepted()
-        dry = isinstance(self.alert, LoggingAlert)
+        dry = isinstance(alert, LoggingAlert)
         self.memory.settle(held, memqueue.DRY_RUN if dry else memqueue.SENT)
         if lane.streak:
             self._recovered(lane)
@@ -352,15 +367,15 @@ class Sender:
         return False
 
     def _retry_later(
-        self, lane: _Lane, item: OutboxItem, exc: Exception, pacer: Pacer | None
+        self, lane: _Lane, item: OutboxItem, exc: Exception, alert: Any, pacer: Pacer | None
     ) -> None:
         """Note a failed attempt and when to try again (the lane waits in _wait_backoff)."""
         event = item.event
         lane.streak += 1
-        error = self._describe(exc, invalid=False)
+        error = describe_error(alert, exc, invalid=False)
         self._note_failure(item.id, error)
         retry_after = retry_after_of(exc)
-        if pacer is not None and is_throttle(exc, getattr(self.alert, "api", None)):
+        if pacer is not None and is_throttle(exc, getattr(alert, "api", None)):
             if retry_after is not None:
                 pacer.hold(retry_after)  # PagerDuty asked the whole key to wait
             if pacer.throttled():
@@ -387,15 +402,12 @@ class Sender:
             self._recoveries += 1
             self._cv.notify_all()
 
-    def _send(self, event: Event) -> Any:
-        return send_event(self.alert, event)
-
     # ------------------------------------------------------------------ helpers
 
-    def _pacer(self) -> Pacer | None:
+    def _pacer(self, alert: Any) -> Pacer | None:
         """The budget of the alert's routing key (created on first use; a reload may change
         the key), or None when unpaced."""
-        key = getattr(self.alert, "service_key", None)
+        key = getattr(alert, "service_key", None)
         if self.pace is None or not isinstance(key, str) or not key:
             return None
         with self._pacers_lock:
@@ -419,8 +431,10 @@ class Sender:
             logger.exception("on_result callback failed for %s", outcome)
 
     def _backoff(self, attempts: int, retry_after: float | None, cap: float) -> float:
+        """The wait after `attempts` failures in a row (1 or more)."""
         return backoff_delay(
-            attempts, base=self.backoff_base, cap=cap, retry_after=retry_after, rng=self._random
+            attempts - 1, self._random.uniform, base=self.backoff_base, cap=cap,
+            retry_after=retry_after,
         )
 
     def _wait(self, seconds: float, until: Callable[[], bool]) -> None:
@@ -441,5 +455,3 @@ class Sender:
         deadline = self._deadline
         return deadline is not None and time.monotonic() >= deadline
 
-    def _describe(self, exc: BaseException, *, invalid: bool) -> str:
-        return describe_error(self.alert, exc, invalid=invalid)
