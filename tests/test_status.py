@@ -95,7 +95,8 @@ def test_dry_run_deliveries_are_counted_apart_from_what_pagerduty_got(tmp_path):
         config.write_text(
             "pagerduty: {routing_key: \"${KEY:-}\", url: \"" + pd.url + "\", source: h}\n"
             "state_dir: ./state\n"
-            "defaults: {interval: 100ms, timeout: 1s, fail_after: 1}\n"
+            "defaults: {interval: 1s, timeout: 5s, fail_after: 1}\n"  # no timeout under load
+
             "checks:\n  - name: down\n    command: \"false\"\n"
         )
         with Watchdog(config) as dry:  # no key: a dry run
