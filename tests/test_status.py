@@ -96,7 +96,6 @@ def test_dry_run_deliveries_are_counted_apart_from_what_pagerduty_got(tmp_path):
             "pagerduty: {routing_key: \"${KEY:-}\", url: \"" + pd.url + "\", source: h}\n"
             "state_dir: ./state\n"
             "defaults: {interval: 1s, timeout: 5s, fail_after: 1}\n"  # no timeout under load
-
             "checks:\n  - name: down\n    command: \"false\"\n"
         )
         with Watchdog(config) as dry:  # no key: a dry run
