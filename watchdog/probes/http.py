@@ -15,23 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import math
 import os
 import re
-import socket
 import ssl
-import sys
-import threading
 import time
-from collections.abc import Awaitable
-from concurrent.futures import ThreadPoolExecutor
 from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from watchdog import __version__
 from watchdog.model import ProbeResult
+from watchdog.probes import net
 from watchdog.probes._util import (
     fmt_seconds,
     parse_duration,
@@ -39,6 +34,7 @@ from watchdog.probes._util import (
     unknown_keys,
 )
 from watchdog.probes.base import OptionError
+from watchdog.probes.net import ip_literal, tls_context
 
 KEYS = frozenset({"http"})
 OPTIONS = frozenset(
@@ -262,32 +258,6 @@ def _json_dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-_contexts: dict[tuple, ssl.SSLContext] = {}
-_contexts_lock = threading.Lock()
-
-
-def tls_context(verify: bool, ca_path: str | None) -> ssl.SSLContext:
-    """One SSLContext per trust setting, shared by all probes (loading the system CA
-    store costs milliseconds and ~1 MB each; contexts are safe to share between threads).
-    A ca_file is keyed by its mtime and size so an edited bundle is reloaded on re-parse.
-    """
-    key: tuple = (verify, ca_path)
-    if ca_path is not None:
-        stat = os.stat(ca_path)
-        key += (stat.st_mtime_ns, stat.st_size)
-    with _contexts_lock:
-        context = _contexts.get(key)
-        if context is None:
-            if verify:
-                context = ssl.create_default_context(cafile=ca_path)
-            else:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            _contexts[key] = context
-        return context
-
-
 class _Target:
     """Where one request goes, split once: scheme, host, port, request target, Host header."""
 
@@ -300,7 +270,7 @@ class _Target:
         self.port = port
         self.path = path
         self.host_header = host_header
-        self.literal = _ip_literal(host) is not None  # an IP address: no lookup needed
+        self.literal = ip_literal(host) is not None  # an IP address: no lookup needed
 
     @classmethod
     def from_url(cls, url: str) -> _Target:
@@ -318,7 +288,7 @@ class _Target:
             raise ValueError("has no host name (write it as https://host/path)")
         if parts.username is not None or parts.password is not None:
             raise ValueError("credentials in the URL are not supported; use headers.Authorization")
-        literal = _ip_literal(host)
+        literal = ip_literal(host)
         if literal is None:
             try:
                 host = host.encode("idna").decode("ascii")
@@ -337,13 +307,6 @@ class _Target:
     @property
     def origin(self) -> tuple[bool, str, int]:
         return self.tls, self.host, self.port
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
 
 
 class _Hop:
@@ -379,10 +342,6 @@ class _Hop:
         elif method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: 0")
         self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-
-
-class _Fail(Exception):
-    """A run-time failure whose message is already the summary."""
 
 
 class HttpProbe:
@@ -443,24 +402,17 @@ class HttpProbe:
     async def _run(
         self, start: float, timeout: float, details: dict[str, Any]
     ) -> tuple[bool, str]:
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = net.deadline_in(timeout)
         hop = self.first
         for redirects in range(MAX_REDIRECTS + 1):
+            target = hop.target
             try:
-                if hop.target.literal:
-                    addresses = [(hop.target.host, hop.target.port)]
-                else:
-                    addresses = await _within_or(
-                        deadline,
-                        _resolve(hop.target.host, hop.target.port),
-                        f"cannot resolve host {hop.target.host}: no answer within "
-                        f"{fmt_seconds(timeout)}",
-                    )
-                status, location, body, truncated, days = await _within(
+                addresses = await net.addresses(
+                    target.host, target.port, target.literal, deadline, timeout
+                )
+                status, location, body, truncated, days = await net.within(
                     deadline,
-                    _exchange(
-                        hop, addresses, self.follow, need_days=redirects == 0 and hop.target.tls
-                    ),
+                    _exchange(hop, addresses, self.follow, need_days=redirects == 0 and target.tls),
                 )
             except Exception as exc:
                 summary = _describe(exc, hop.target, timeout)
@@ -544,84 +496,6 @@ class HttpProbe:
         return nxt
 
 
-T = TypeVar("T")
-
-if sys.version_info >= (3, 11):
-
-    async def _within(deadline: float, step: Awaitable[T]) -> T:
-        """Await `step`; once the loop's clock reaches `deadline`, cancel it: TimeoutError."""
-        async with asyncio.timeout_at(deadline):
-            return await step
-
-else:  # 3.10: no asyncio.timeout_at, and asyncio.TimeoutError is not TimeoutError yet
-
-    async def _within(deadline: float, step: Awaitable[T]) -> T:
-        """Await `step`; once the loop's clock reaches `deadline`, cancel it: TimeoutError."""
-        try:
-            return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
-        except asyncio.TimeoutError:
-            raise TimeoutError from None
-
-
-async def _within_or(deadline: float, step: Awaitable[T], message: str) -> T:
-    """_within, with its timeout worded as `message`."""
-    try:
-        return await _within(deadline, step)
-    except TimeoutError:
-        raise _Fail(message) from None
-
-
-# Name lookups block, so they run on threads of our own: as many as the old pool of probe
-# workers, cancellable while queued (loop resolvers are not: uvloop's keeps running lookups
-# nobody waits for), and shared by every probe asking for the same name at the same time
-# (checks due in one grid slot often share a host). Each run still looks the name up, so DNS
-# changes are followed; the resolver's own cache (systemd-resolved, nscd) is what caches.
-RESOLVER_THREADS = 64
-_resolver: ThreadPoolExecutor | None = None
-_resolver_lock = threading.Lock()
-_lookups: dict[tuple[str, int], asyncio.Future[list[tuple[str, int]]]] = {}
-
-
-def _resolver_pool() -> ThreadPoolExecutor:
-    global _resolver
-    with _resolver_lock:
-        if _resolver is None:
-            _resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="resolve")
-        return _resolver
-
-
-def _lookup(host: str, port: int) -> list[tuple[str, int]]:
-    """The host's addresses in the resolver's order, without duplicates."""
-    addresses: list[tuple[str, int]] = []
-    for family, _kind, _proto, _name, addr in socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM
-    ):
-        ip = addr[0]
-        if family == socket.AF_INET6 and len(addr) > 3 and addr[3]:
-            ip = f"{ip}%{addr[3]}"  # a link-local address needs its interface
-        if (ip, addr[1]) not in addresses:
-            addresses.append((ip, addr[1]))
-    return addresses
-
-
-async def _resolve(host: str, port: int) -> list[tuple[str, int]]:
-    """_lookup on the resolver threads, one lookup for all who ask at once (on one loop)."""
-    loop = asyncio.get_running_loop()
-    key = (host, port)
-    pending = _lookups.get(key)
-    if pending is None or pending.get_loop() is not loop:
-        pending = loop.run_in_executor(_resolver_pool(), _lookup, host, port)
-        _lookups[key] = pending
-
-        def done(future: asyncio.Future, key: tuple[str, int] = key) -> None:
-            if _lookups.get(key) is future:
-                del _lookups[key]
-
-        pending.add_done_callback(done)
-    # shield: one asker timing out must not cancel the lookup for the others
-    return await asyncio.shield(pending)
-
-
 async def _exchange(
     hop: _Hop, addresses: list[tuple[str, int]], follow: bool, need_days: bool
 ) -> tuple[int, str | None, bytes, bool, int | None]:
@@ -629,26 +503,13 @@ async def _exchange(
     Returns (status, redirect location or None, body prefix, truncated, certificate days
     left)."""
     loop = asyncio.get_running_loop()
-    target = hop.target
-    error: OSError | None = None
-    for host, port in addresses:
-        response = _Response(hop.request, hop.method == "HEAD", follow, loop.create_future())
-        try:
-            transport, _ = await loop.create_connection(
-                lambda response=response: response,
-                host,
-                port,
-                ssl=hop.context,
-                server_hostname=target.host if hop.context is not None else None,
-            )
-        except ssl.SSLError:
-            raise  # the server answered: its TLS is the failure, not its address
-        except OSError as exc:
-            error = exc
-            continue
-        break
-    else:
-        raise error or OSError(f"no address for {target.host}")
+    head_only = hop.method == "HEAD"
+    transport, response = await net.connect(
+        lambda: _Response(hop.request, head_only, follow, loop.create_future()),
+        addresses,
+        hop.context,
+        hop.target.host,
+    )
     try:
         days = _cert_days_left(transport.get_extra_info("ssl_object")) if need_days else None
         await response.done
@@ -744,7 +605,7 @@ class _Response(asyncio.Protocol):
         elif self.state == _TO_EOF:
             self._finish(None)
         else:
-            self._finish(_Fail(f"incomplete body: connection closed after {self.size} bytes"))
+            self._finish(net.Failure(f"incomplete body: connection closed after {self.size} bytes"))
 
     def _finish(self, error: Exception | None, truncated: bool = False) -> None:
         self.state = _DONE
@@ -902,28 +763,13 @@ def _content_length(value: bytes | None) -> int | None:
 
 
 def _describe(exc: BaseException, target: _Target, timeout: float) -> str:
-    """A failure in words an on-call engineer can act on."""
-    if isinstance(exc, _Fail):
-        return str(exc)
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {fmt_seconds(timeout)}"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host {target.host} ({exc.strerror or exc})"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verify failed: {exc.verify_message or exc.reason or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused ({target.host_header})"
+    """A failure in words an on-call engineer can act on: HTTP's own here, the rest as
+    any network probe words them."""
     if isinstance(exc, RemoteDisconnected):
         return "server closed the connection without a response"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the server"
     if isinstance(exc, HTTPException):
         return f"bad HTTP response: {type(exc).__name__}: {str(exc)[:200]}"
-    if isinstance(exc, OSError):
-        return f"cannot connect to {target.host_header}: {exc.strerror or exc}"
-    return f"probe error: {type(exc).__name__}: {exc}"
+    return net.describe(exc, target.host, target.host_header, timeout)
 
 
 def _cert_days_left(tls: ssl.SSLObject | None) -> int | None:
