@@ -30,6 +30,7 @@ from watchdog import aio
 from watchdog.probes import http
 from watchdog.probes._util import fmt_seconds, parse_duration
 from watchdog.probes.base import OptionError, run_once
+from watchdog.probes.http import request, response
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -827,7 +828,7 @@ def _der_of(cert: trustme.LeafCert) -> bytes:
 )
 def test_der_not_after_matches_cryptography(ca: trustme.CA, not_after: dt.datetime) -> None:
     der = _der_of(ca.issue_cert("localhost", not_after=not_after))
-    assert http.cert_not_after(der) == not_after.timestamp()
+    assert response.cert_not_after(der) == not_after.timestamp()
 
 
 def test_der_not_after_matches_ssl_module(ca: trustme.CA, ca_file: str) -> None:
@@ -838,7 +839,7 @@ def test_der_not_after_matches_ssl_module(ca: trustme.CA, ca_file: str) -> None:
         ("127.0.0.1", srv.port), timeout=5
     ) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         expected = ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
-        assert http.cert_not_after(tls.getpeercert(binary_form=True)) == expected
+        assert response.cert_not_after(tls.getpeercert(binary_form=True)) == expected
 
 
 def _der(tag: int, content: bytes) -> bytes:
@@ -855,7 +856,7 @@ def test_der_v1_certificate_without_version_and_long_lengths() -> None:
     tbs = _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + issuer + validity + _der(0x30, b""))
     cert = _der(0x30, tbs + _der(0x30, b"") + _der(0x03, b"\x00"))
     expected = dt.datetime(2051, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc).timestamp()
-    assert http.cert_not_after(cert) == expected
+    assert response.cert_not_after(cert) == expected
 
 
 @pytest.mark.parametrize(
@@ -865,12 +866,12 @@ def test_der_v1_certificate_without_version_and_long_lengths() -> None:
                      + _der(0x30, _der(0x17, b"200101000000Z") + _der(0x17, b"991399000000Z"))))],
 )
 def test_der_garbage_is_none(der: bytes) -> None:
-    assert http.cert_not_after(der) is None
+    assert response.cert_not_after(der) is None
 
 
 @given(st.binary(max_size=200))
 def test_der_never_raises(data: bytes) -> None:
-    result = http.cert_not_after(data)
+    result = response.cert_not_after(data)
     assert result is None or isinstance(result, float)
 
 
@@ -878,11 +879,11 @@ def test_der_never_raises(data: bytes) -> None:
 
 
 def test_url_forms() -> None:
-    t = http._Target.from_url("http://[::1]:8080/a b?q=ü")
+    t = request._Target.from_url("http://[::1]:8080/a b?q=ü")
     assert (t.host, t.port, t.host_header, t.path) == ("::1", 8080, "[::1]:8080", "/a%20b?q=%C3%BC")
-    t = http._Target.from_url("https://Example.COM/")
+    t = request._Target.from_url("https://Example.COM/")
     assert (t.host, t.port, t.host_header, t.tls) == ("example.com", 443, "example.com", True)
-    assert http._Target.from_url("http://h:80").path == "/"
+    assert request._Target.from_url("http://h:80").path == "/"
 
 
 @pytest.mark.parametrize(
