@@ -9,6 +9,8 @@ from http.client import HTTPException, RemoteDisconnected
 from typing import Any
 from urllib.parse import urljoin
 
+from httptools import HttpParserError
+
 from watchdog.model import ProbeResult
 from watchdog.probes import net
 from watchdog.probes._util import fmt_seconds
@@ -180,4 +182,6 @@ def _describe(exc: BaseException, target: _Target, timeout: float) -> str:
         return "server closed the connection without a response"
     if isinstance(exc, HTTPException):
         return f"bad HTTP response: {type(exc).__name__}: {str(exc)[:200]}"
+    if isinstance(exc, HttpParserError):  # llhttp's reason: "Invalid character in chunk size"
+        return f"bad HTTP response: {exc}"
     return net.describe(exc, target.host, target.host_header, timeout)
