@@ -20,17 +20,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from hypothesis import given
-from hypothesis import strategies as st
 
 import watchdog
 from watchdog import aio
 from watchdog.probes import http
 from watchdog.probes._util import fmt_seconds, parse_duration
 from watchdog.probes.base import OptionError, run_once
-from watchdog.probes.http import request, response
+from watchdog.probes.http import request
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -879,72 +875,6 @@ def test_expired_cert(ca: trustme.CA, ca_file: str) -> None:
         assert verified.summary.startswith("TLS certificate verify failed: certificate has expired")
         result = run_once(probe({"url": srv.url(), "verify_tls": False, "cert_min_days": 1}), 5)
         assert result.summary == "certificate expired 4 days ago (min 1)"
-
-
-# --- DER ------------------------------------------------------------------------------
-
-
-def _der_of(cert: trustme.LeafCert) -> bytes:
-    pem = cert.cert_chain_pems[0].bytes()
-    return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
-
-
-@pytest.mark.parametrize(
-    "not_after",
-    [
-        dt.datetime(2031, 7, 8, 9, 10, 11, tzinfo=dt.timezone.utc),  # UTCTime
-        dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc),  # last UTCTime year
-        dt.datetime(2050, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc),  # GeneralizedTime
-        dt.datetime(2999, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc),
-    ],
-)
-def test_der_not_after_matches_cryptography(ca: trustme.CA, not_after: dt.datetime) -> None:
-    der = _der_of(ca.issue_cert("localhost", not_after=not_after))
-    assert response.cert_not_after(der) == not_after.timestamp()
-
-
-def test_der_not_after_matches_ssl_module(ca: trustme.CA, ca_file: str) -> None:
-    """Same answer as ssl.cert_time_to_seconds on a verified peer's getpeercert()."""
-    not_after = dt.datetime(2033, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
-    context = ssl.create_default_context(cafile=ca_file)
-    with tls_server(ca, not_after=not_after) as srv, socket.create_connection(
-        ("127.0.0.1", srv.port), timeout=5
-    ) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        expected = ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
-        assert response.cert_not_after(tls.getpeercert(binary_form=True)) == expected
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + content
-
-
-def test_der_v1_certificate_without_version_and_long_lengths() -> None:
-    validity = _der(0x30, _der(0x17, b"200101000000Z") + _der(0x18, b"20510607080910Z"))
-    issuer = _der(0x30, b"\x00" * 300)  # forces a long-form length
-    tbs = _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + issuer + validity + _der(0x30, b""))
-    cert = _der(0x30, tbs + _der(0x30, b"") + _der(0x03, b"\x00"))
-    expected = dt.datetime(2051, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc).timestamp()
-    assert response.cert_not_after(cert) == expected
-
-
-@pytest.mark.parametrize(
-    "der",
-    [b"", b"\x30", b"\x30\x05\x30\x03\x02\x01", b"\x04\x00", b"\x30\x84\xff\xff\xff\xff",
-     _der(0x30, _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + _der(0x30, b"")
-                     + _der(0x30, _der(0x17, b"200101000000Z") + _der(0x17, b"991399000000Z"))))],
-)
-def test_der_garbage_is_none(der: bytes) -> None:
-    assert response.cert_not_after(der) is None
-
-
-@given(st.binary(max_size=200))
-def test_der_never_raises(data: bytes) -> None:
-    result = response.cert_not_after(data)
-    assert result is None or isinstance(result, float)
 
 
 # --- options ---------------------------------------------------------------------------

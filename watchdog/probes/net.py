@@ -1,5 +1,5 @@
 """Network plumbing any network probe uses: one deadline, name lookups, connecting, TLS
-contexts and failures worded for the on-call engineer.
+contexts, certificate facts, and failures worded for the on-call engineer.
 
 A network probe's run is one deadline (`deadline_in(timeout)`) that every step awaits under
 (`within`): the lookup (`addresses`), the connect and TLS handshake (`connect`), sending
@@ -11,14 +11,18 @@ its own protocol's errors first and hands the rest to it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import math
 import os
 import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from watchdog.probes._util import fmt_seconds
@@ -165,7 +169,7 @@ async def connect(
     raise error or OSError(f"no address for {server_hostname}")
 
 
-# --- TLS ----------------------------------------------------------------------------------
+# --- TLS and certificates --------------------------------------------------------------
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -191,6 +195,40 @@ def tls_context(verify: bool, ca_path: str | None) -> ssl.SSLContext:
                 context.verify_mode = ssl.CERT_NONE
             _contexts[key] = context
         return context
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What a probe reports about a server's certificate."""
+
+    not_after: float  # Unix time
+    issuer: str  # RFC 4514, e.g. "CN=R11,O=Let's Encrypt,C=US"
+
+    def days_left(self, now: float | None = None) -> int:
+        """Whole days until not_after (negative once expired)."""
+        return math.floor((self.not_after - (time.time() if now is None else now)) / 86400)
+
+
+def peer_certificate(transport: asyncio.BaseTransport) -> Certificate | None:
+    """The facts of the certificate the server presented on a TLS connection (None on plain
+    TCP). Read from the certificate itself, so they are there with verification off too
+    (ssl's getpeercert() is an empty dict then)."""
+    tls = transport.get_extra_info("ssl_object")
+    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    return certificate(der) if der else None
+
+
+@functools.lru_cache(maxsize=256)
+def certificate(der: bytes) -> Certificate | None:
+    """A DER-encoded X.509 certificate's facts; None when it does not parse. Cached: a
+    probe sees the same certificate run after run."""
+    from cryptography import x509  # only probes that speak TLS pay for the import
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        return Certificate(cert.not_valid_after_utc.timestamp(), cert.issuer.rfc4514_string())
+    except ValueError:
+        return None
 
 
 # --- failures in words ------------------------------------------------------------------

@@ -89,9 +89,9 @@ class HttpProbe:
                 addresses = await net.addresses(
                     target.host, target.port, target.literal, deadline, timeout
                 )
-                status, location, body, truncated, days = await net.within(
+                status, location, body, truncated, cert = await net.within(
                     deadline,
-                    _exchange(hop, addresses, self.follow, need_days=redirects == 0 and target.tls),
+                    _exchange(hop, addresses, self.follow, need_cert=redirects == 0 and target.tls),
                 )
             except Exception as exc:
                 summary = _describe(exc, hop.target, timeout)
@@ -100,7 +100,7 @@ class HttpProbe:
                     summary += f" (at {hop.target.url})"
                 return False, summary
             if redirects == 0 and hop.target.tls:
-                details["cert_days_left"] = days
+                details["cert_days_left"] = cert.days_left() if cert is not None else None
             if location is None:
                 break
             if redirects == MAX_REDIRECTS:

@@ -22,11 +22,7 @@ repeated Content-Length and a chunked body whose lines do not end in CRLF are ba
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import math
 import re
-import ssl
-import time
 from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
 
 from httptools import HttpParserCallbackError, HttpResponseParser
@@ -41,11 +37,11 @@ REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
 async def _exchange(
-    hop: _Hop, addresses: list[tuple[str, int]], follow: bool, need_days: bool
-) -> tuple[int, str | None, bytes, bool, int | None]:
+    hop: _Hop, addresses: list[tuple[str, int]], follow: bool, need_cert: bool
+) -> tuple[int, str | None, bytes, bool, net.Certificate | None]:
     """One request/response on a new connection to the first address that accepts one.
-    Returns (status, redirect location or None, body prefix, truncated, certificate days
-    left)."""
+    Returns (status, redirect location or None, body prefix, truncated, the server's
+    certificate when asked for and on TLS)."""
     loop = asyncio.get_running_loop()
     head_only = hop.method == "HEAD"
     transport, response = await net.connect(
@@ -55,7 +51,7 @@ async def _exchange(
         hop.target.host,
     )
     try:
-        days = _cert_days_left(transport.get_extra_info("ssl_object")) if need_days else None
+        cert = net.peer_certificate(transport) if need_cert else None
         await response.done
     finally:
         # on every path, timeout and cancellation included; abort, not close: a TLS close
@@ -63,7 +59,7 @@ async def _exchange(
         transport.abort()
     if response.error is not None:
         raise response.error
-    return response.status, response.redirect, response.body, response.truncated, days
+    return response.status, response.redirect, response.body, response.truncated, cert
 
 
 # _Response's states: before the first status line has ended, in the heads, in the body
@@ -303,91 +299,3 @@ def _cause(exc: Exception) -> Exception:
     if isinstance(exc, HttpParserCallbackError) and isinstance(exc.__context__, Exception):
         return exc.__context__
     return exc
-
-
-def _cert_days_left(tls: ssl.SSLObject | None) -> int | None:
-    """Whole days until the peer certificate's notAfter (negative once expired)."""
-    if tls is None:
-        return None
-    not_after = cert_not_after(tls.getpeercert(binary_form=True) or b"")
-    if not_after is None:  # unusual encoding: let OpenSSL's decoder try (verified only)
-        try:
-            not_after = ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
-        except (KeyError, ValueError, TypeError):
-            return None
-    return math.floor((not_after - time.time()) / 86400)
-
-
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """One DER element at `pos`: (tag, content start, content end)."""
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if not 1 <= count <= 4:
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    end = pos + length
-    if end > len(data):
-        raise ValueError("DER element runs past the end")
-    return tag, pos, end
-
-
-def cert_not_after(der: bytes) -> float | None:
-    """notAfter of an X.509 certificate in DER, as a Unix time; None if it does not parse.
-
-    Needed because getpeercert() is empty when verification is off. Walks
-    Certificate > TBSCertificate > [version] serial signature issuer validity.
-    """
-    try:
-        tag, start, _ = _tlv(der, 0)
-        if tag != 0x30:
-            return None
-        tag, pos, _ = _tlv(der, start)  # TBSCertificate
-        if tag != 0x30:
-            return None
-        tag, _, end = _tlv(der, pos)
-        if tag == 0xA0:  # [0] EXPLICIT version
-            pos = end
-            tag, _, end = _tlv(der, pos)
-        for expected in (0x02, 0x30, 0x30):  # serialNumber, signature, issuer
-            if tag != expected:
-                return None
-            pos = end
-            tag, _, end = _tlv(der, pos)
-        if tag != 0x30:  # validity
-            return None
-        _, before_start, _ = _tlv(der, pos)
-        _, _, before_end = _tlv(der, before_start)
-        tag, start, end = _tlv(der, before_end)  # notAfter
-        return _der_time(tag, der[start:end].decode("ascii"))
-    except (IndexError, ValueError, UnicodeDecodeError):
-        return None
-
-
-_UTC_TIME = re.compile(r"(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z")
-_GENERALIZED_TIME = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z")
-
-
-def _der_time(tag: int, text: str) -> float:
-    """UTCTime (YYMMDDHHMMSSZ, 1950-2049) or GeneralizedTime (YYYYMMDDHHMMSSZ)."""
-    if tag == 0x17:
-        match = _UTC_TIME.fullmatch(text)
-        if not match:
-            raise ValueError("bad UTCTime")
-        year = int(match.group(1))
-        year += 1900 if year >= 50 else 2000
-        rest = match.groups()[1:]
-    elif tag == 0x18:
-        match = _GENERALIZED_TIME.fullmatch(text)
-        if not match:
-            raise ValueError("bad GeneralizedTime")
-        year = int(match.group(1))
-        rest = match.groups()[1:]
-    else:
-        raise ValueError("not a time")
-    month, day, hour, minute, second = (int(x) for x in rest)
-    when = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
-    return when.timestamp()
