@@ -26,7 +26,7 @@ from watchdog import aio
 from watchdog.probes import http
 from watchdog.probes._util import fmt_seconds, parse_duration
 from watchdog.probes.base import OptionError, run_once
-from watchdog.probes.http import request
+from watchdog.probes.http import request, response
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -697,6 +697,28 @@ def test_cancelled_while_reading_the_body(server: Server) -> None:
 
 
 # --- redirects -----------------------------------------------------------------------
+
+
+def test_a_run_holds_at_most_open_sockets_connections(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPEN_SOCKETS (what the runner's open-files estimate counts per HTTP check) holds
+    through a chain of redirects: each hop's connection is closed before the next opens."""
+    real_connect = response.net.connect
+    transports: list[asyncio.Transport] = []
+    most = [0]
+
+    async def counting_connect(*args, **kwargs):
+        transport, protocol = await real_connect(*args, **kwargs)
+        transports.append(transport)
+        most[0] = max(most[0], sum(not t.is_closing() for t in transports))
+        return transport, protocol
+
+    monkeypatch.setattr(response.net, "connect", counting_connect)
+    assert run_once(probe({"url": server.url("/chain/5")}), 5).ok
+    assert len(transports) == 6
+    assert most[0] == http.OPEN_SOCKETS
+    assert all(t.is_closing() for t in transports)
 
 
 def test_redirect_followed(server: Server) -> None:

@@ -17,4 +17,6 @@ from watchdog.probes.http.options import KEYS, OPTIONS, parse
 from watchdog.probes.http.probe import HttpProbe
 from watchdog.probes.http.response import BODY_CAP
 
-__all__ = ["BODY_CAP", "KEYS", "OPTIONS", "HttpProbe", "parse"]
+OPEN_SOCKETS = 1  # one connection at a time: each is closed before a redirect's is opened
+
+__all__ = ["BODY_CAP", "KEYS", "OPEN_SOCKETS", "OPTIONS", "HttpProbe", "parse"]
