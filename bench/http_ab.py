@@ -104,7 +104,7 @@ def parse_cpu(tree: Path, calls: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="CPU per 1,000 HTTP probes, old code vs new")
-    p.add_argument("--old", required=True, help="the commit to compare with (e.g. the base)")
+    p.add_argument("--old", help="the commit to compare with (e.g. the branch's base)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--checks", type=int, default=1000)
     p.add_argument("--interval", type=float, default=10.0)
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.parse_alone:
         parse_alone(args.parse_alone)
         return 0
+    if not args.old:
+        p.error("--old COMMIT is required")
     args.scrape_every = 15.0  # as run.py: the runner is scraped, as in production
     work = Path(tempfile.mkdtemp(prefix="pdw-http-ab-"))
     procs = bench.Procs()
