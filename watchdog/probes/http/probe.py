@@ -16,7 +16,6 @@ from watchdog.probes import net
 from watchdog.probes._util import fmt_seconds
 from watchdog.probes.http.request import _Hop, _Target
 from watchdog.probes.http.response import _exchange
-from watchdog.probes.net import tls_context
 
 MAX_REDIRECTS = 5
 EXCERPT_CHARS = 200
@@ -167,7 +166,7 @@ class HttpProbe:
             headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
         if target.origin != hop.target.origin:  # never leak credentials to another origin
             headers = [(n, v) for n, v in headers if n.lower() not in _CROSS_ORIGIN_DROP]
-        context = tls_context(self.verify, self.ca_path) if target.tls else None
+        context = net.tls_context(self.verify, self.ca_path) if target.tls else None
         nxt = _Hop(target, method, headers, body, context)
         if len(self._redirects) >= 16:
             self._redirects.clear()
