@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checks", type=int, default=1000)
     p.add_argument("--calls", type=int, default=3000)
     p.add_argument("--seconds", type=float, default=10.0, help="for the dispatch measurement")
+    p.add_argument("--only", choices=["probe"], help="measure this step alone (bench/http_ab.py)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from watchdog import aio, logs
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
         rows.append((f"probe: HttpProbe.run (loopback, fast target, {aio.loop_name()})",
                      aio.run(probes(args.calls))))
+        if args.only == "probe":
+            print(f"{rows[0][1] * 1e6:.1f}")  # µs per probe, for bench/http_ab.py to read
+            return 0
         result = run_once(checks[0].probe, 5.0)
 
         runner = Runner(config)

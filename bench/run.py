@@ -158,16 +158,25 @@ class Stub:
 class Runner:
     """One `pd-watchdog run CONFIG` process."""
 
-    def __init__(self, procs: Procs, config: Path, metrics_port: int | None) -> None:
+    def __init__(
+        self, procs: Procs, config: Path, metrics_port: int | None, tree: Path | None = None
+    ) -> None:
+        """tree: run the `watchdog` package found in that folder (an A/B's other code)
+        instead of the installed one."""
         self.procs = procs
         self.log_path = config.parent / "runner.log"
         self.metrics_url = (
             f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port is not None else None
         )
         self.launched = time.time()
+        argv, env = [PDW, "run", str(config)], None
+        if tree is not None:
+            argv = [PYTHON, "-m", "watchdog", "run", str(config)]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
         self.proc = procs.start(
-            [PDW, "run", str(config)],
+            argv,
             cwd=str(config.parent),
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "w"),  # noqa: SIM115
         )
@@ -256,9 +265,10 @@ def detection_window(interval: float) -> float:
 
 def run_watchdog(
     ctx: dict, n: int, interval: float, window: float, *, run: str, http_only: bool = False,
-    sample: int = 0, workers: int = 64,
+    sample: int = 0, workers: int = 64, tree: Path | None = None,
 ) -> dict:
-    """One pd-watchdog run over a generated mix; returns its measurements."""
+    """One pd-watchdog run over a generated mix (of the code in `tree`, if given); returns
+    its measurements."""
     procs, targets, stub, work, args = (
         ctx["procs"], ctx["targets"], ctx["stub"], ctx["work"], ctx["args"]
     )
@@ -283,7 +293,7 @@ def run_watchdog(
     log(f"{run}: {n} checks ({len(mix.http)} http, {n - len(mix.http)} command, "
         f"{mix.count('hang')} hang, {mix.count('slow')} slow), every {interval:g}s, "
         f"workers {workers}, window {window:.0f}s")
-    runner = Runner(procs, config, metrics_port)
+    runner = Runner(procs, config, metrics_port, tree)
     started = runner.wait_started()
     scraper = Scraper(runner.metrics_url, args.scrape_every)
     log(f"{run}: started in {started - runner.launched:.2f}s; warming up for one interval")

@@ -26,6 +26,7 @@ from watchdog.probes._util import fmt_seconds, scalar_text, unknown_keys
 from watchdog.probes.base import OptionError
 
 KEYS = frozenset({"command", "shell", "env", "cwd"})
+OPEN_SOCKETS = 0  # pipes, not sockets; and at most `workers` plugins run at once
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CAPTURE_CAP = 64 * 1024  # bytes kept per stream; the rest is read and dropped
