@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("config", metavar="CONFIG")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+    outbox = _outbox_parser(sub)
+    schema = _schema_parser(sub)
+    for command in (run, validate, check, status, outbox, schema):
+        command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
+    return parser
+
+
+def _outbox_parser(sub: Any) -> argparse.ArgumentParser:
     outbox = sub.add_parser(
         "outbox",
         help="list events waiting for PagerDuty and dead letters; retry or drop them",
@@ -90,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     action.add_argument("--drop", metavar="ID|all", help="forget dead letters (needs --reason)")
     outbox.add_argument("--reason", help="why they are dropped (logged)")
     outbox.set_defaults(func=cmd_outbox)
+    return outbox
+
+
+def _schema_parser(sub: Any) -> argparse.ArgumentParser:
     schema = sub.add_parser(
         "schema",
         help="print the JSON Schema of the config file",
@@ -100,9 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--markdown", action="store_true",
                         help="the settings tables, as Markdown")
     schema.set_defaults(func=cmd_schema)
-    for command in (run, validate, check, status, outbox, schema):
-        command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
-    return parser
+    return schema
 
 
 def _load(path: str, *, need_key: bool = True) -> Config | None:

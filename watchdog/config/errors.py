@@ -131,15 +131,15 @@ def keys_of(model: type[BaseModel] | None) -> list[str]:
 
 def translate(
     exc: ValidationError,
-    model: type[BaseModel],
+    model: Any,
     data: Any,
     *,
     prefix: tuple = (),
     unknown_note: Callable[[tuple], str] = lambda loc: "",
 ) -> list[tuple[tuple, str]]:
-    """(path as written, message) for each error of `model.model_validate(data)`;
-    `prefix` is where `data` sits in the file (e.g. ("checks", 3)); `unknown_note(loc)` may
-    add a word on an unknown key at `loc`."""
+    """(path as written, message) for each error of validating `data` as `model` (a model
+    class, or any type). `prefix` is where `data` sits in the file (e.g. ("checks", 3));
+    `unknown_note(loc)` may add a word on an unknown key at `loc`."""
     out = []
     for error in exc.errors(include_url=False):
         loc, message = _one(error, model, data, unknown_note)
@@ -147,7 +147,7 @@ def translate(
     return out
 
 
-def _one(error: dict, model: type[BaseModel], data: Any,
+def _one(error: dict, model: Any, data: Any,
          unknown_note: Callable[[tuple], str]) -> tuple[tuple, str]:
     kind, loc, value = error["type"], tuple(error["loc"]), error["input"]
     if kind == PROBLEM:

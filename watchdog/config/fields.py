@@ -96,6 +96,7 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     _null_unset: ClassVar[frozenset[str]] = frozenset()
+    _plain: ClassVar[bool] = True  # no rules, no null_is_unset: pydantic does it all
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -104,6 +105,7 @@ class Section(BaseModel):
             name for name, field in cls.model_fields.items()
             if (says := says_of(field.metadata)) is not None and says.null_is_unset
         )
+        cls._plain = not cls._null_unset and cls.rules.__func__ is Section.rules.__func__
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
@@ -113,7 +115,7 @@ class Section(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _validate(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
-        if not isinstance(data, dict):
+        if cls._plain or not isinstance(data, dict):
             return handler(data)
         if cls._null_unset:
             data = {k: v for k, v in data.items() if v is not None or k not in cls._null_unset}

@@ -118,11 +118,17 @@ class Address(NamedTuple):
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+LISTEN_SAYS = Says(
+    'bad address {value!r} — write a port (9108), "host:port" ("0.0.0.0:9108") or '
+    '"[::1]:9108"',
+    missing='listen is required — e.g. listen: "127.0.0.1:9108" (or remove metrics:)',
+    at_parent=True, null_is_unset=True)
+
+
 def _listen(value: Any) -> Address:
     address = parse_listen(value)
     if address is None:
-        raise problem(f"bad address {value!r} — write a port (9108), \"host:port\" "
-                      "(\"0.0.0.0:9108\") or \"[::1]:9108\"")
+        raise problem(LISTEN_SAYS.text.format(value=value))
     return address
 
 
@@ -163,8 +169,7 @@ Listen = Annotated[
                   {"type": "string", "pattern": LISTEN_PATTERN}, ENV_REF],
         DOC_TYPE: "address", DEF_NAME: "ListenAddress",
         DEF_ABOUT: "a port (bound on 127.0.0.1), \"host:port\" or \"[IPv6]:port\""}),
-    Says("bad address", missing='listen is required — e.g. listen: "127.0.0.1:9108" (or '
-         "remove metrics:)", at_parent=True, null_is_unset=True),
+    LISTEN_SAYS,
 ]
 
 

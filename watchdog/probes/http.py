@@ -68,12 +68,21 @@ _CROSS_ORIGIN_DROP = frozenset({"authorization", "proxy-authorization", "cookie"
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
 
 
+class _Url(str):
+    """A URL that validated, with its _Target: splitting it costs as much as the rest of
+    the check's validation, so build() reuses it."""
+
+    __slots__ = ("target",)
+
+
 def _url(value: str) -> str:
     try:
-        _Target.from_url(value)
+        target = _Target.from_url(value)
     except ValueError as exc:
         raise problem(str(exc)) from None
-    return value
+    url = _Url(value)
+    url.target = target
+    return url
 
 
 def _settable(name: str) -> str:
@@ -205,7 +214,7 @@ def build(options: Options, base_dir: str) -> HttpProbe:
     """The probe, from validated options: request bytes and TLS context made once."""
     spec = options.http
     problems: list[tuple[str, str]] = []
-    target = _Target.from_url(spec.url)
+    target = spec.url.target if isinstance(spec.url, _Url) else _Target.from_url(spec.url)
     headers = list((spec.headers or {}).items())
     body: bytes | None = None
     if spec.body is not None:
@@ -233,7 +242,7 @@ def build(options: Options, base_dir: str) -> HttpProbe:
     expect = None if spec.expect_status is None else frozenset(spec.expect_status)
     expect_text = "2xx" if expect is None else ", ".join(str(c) for c in sorted(expect))
     return HttpProbe(
-        url=spec.url,
+        url=str(spec.url),
         first=_Hop(target, spec.method.upper(), headers, body, context),
         follow=spec.follow_redirects,
         verify=spec.verify_tls,
