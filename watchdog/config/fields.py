@@ -8,7 +8,9 @@ runner's restart-only list are all read from there.
 
 from __future__ import annotations
 
+import functools
 import re
+import typing
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar
 
@@ -17,9 +19,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     WithJsonSchema,
-    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -91,12 +93,16 @@ class Section(BaseModel):
     """Base of every config model: strict types, unknown keys refused, immutable.
 
     `rules` are the checks that involve several keys; they read the mapping as written
-    and are reported together with the field errors, so one run lists every problem.
+    and validate() reports them together with the field errors, so one run lists every
+    problem. validate() is the way in: it also drops `key: null` where `Says` makes null
+    mean "not set", and does both for the sections nested in this one.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     _null_unset: ClassVar[frozenset[str]] = frozenset()
-    _plain: ClassVar[bool] = True  # no rules, no null_is_unset: pydantic does it all
+    _nested: ClassVar[dict[str, type[Section]]] = {}
+    _has_rules: ClassVar[bool] = False
+    _plain: ClassVar[bool] = True  # nothing for validate() to do before pydantic
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -105,28 +111,64 @@ class Section(BaseModel):
             name for name, field in cls.model_fields.items()
             if (says := says_of(field.metadata)) is not None and says.null_is_unset
         )
-        cls._plain = not cls._null_unset and cls.rules.__func__ is Section.rules.__func__
+        cls._nested = {}
+        for name, field in cls.model_fields.items():
+            hint = field.annotation
+            members = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            if len(members) == 1 and isinstance(members[0], type) \
+                    and issubclass(members[0], Section) and not members[0]._plain:
+                cls._nested[field.alias or name] = members[0]
+        cls._has_rules = cls.rules.__func__ is not Section.rules.__func__
+        cls._plain = not (cls._has_rules or cls._null_unset or cls._nested)
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
         """(path under this mapping, message) for each cross-key problem in `data`."""
         return ()
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _validate(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
-        if cls._plain or not isinstance(data, dict):
-            return handler(data)
-        if cls._null_unset:
-            data = {k: v for k, v in data.items() if v is not None or k not in cls._null_unset}
-        found = [(loc, message, data) for loc, message in cls.rules(data)]
+
+def validate(model: Any, data: Any) -> Any:
+    """`data` validated as `model` (a Section, or any type): the value, or a ValidationError
+    with every problem, the sections' rules among them."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return _adapter(model).validate_python(data)
+    prepared, found = _prepare(model, data)
+    try:
+        value = model.model_validate(prepared)
+    except ValidationError as exc:
         if not found:
-            return handler(data)
-        try:
-            handler(data)
-        except ValidationError as exc:
-            raise problems(found + [(e["loc"], e, e["input"]) for e in exc.errors()]) from None
+            raise
+        raise problems(found + [(e["loc"], e, e["input"]) for e in exc.errors()]) from None
+    if found:
         raise problems(found)
+    return value
+
+
+def _prepare(model: type[BaseModel], data: Any) -> tuple[Any, list[tuple[tuple, Any, Any]]]:
+    """`data` with null-means-unset keys dropped, and the rules' problems, for `model` and
+    the sections nested in it (copied only where something is dropped)."""
+    if not isinstance(data, dict) or getattr(model, "_plain", True):
+        return data, []
+    found: list[tuple[tuple, Any, Any]] = []
+    if model._has_rules:
+        found = [(loc, message, data) for loc, message in model.rules(data)]
+    for key in model._null_unset:
+        if key in data and data[key] is None:
+            data = {k: v for k, v in data.items() if v is not None or k not in model._null_unset}
+            break
+    for key, inner in model._nested.items():
+        value = data.get(key)
+        if isinstance(value, dict):
+            prepared, more = _prepare(inner, value)
+            if prepared is not value:
+                data = {**data, key: prepared}
+            found += [((key, *loc), message, at) for loc, message, at in more]
+    return data, found
+
+
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter:
+    return TypeAdapter(hint)
 
 
 def says_of(metadata: Iterable[Any]) -> Says | None:

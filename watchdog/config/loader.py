@@ -7,7 +7,6 @@ errors they raise are translated (errors.py) and located back on the nodes.
 
 from __future__ import annotations
 
-import functools
 import glob
 import os
 import re
@@ -16,12 +15,13 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from watchdog import probes
 from watchdog.config.checks import CheckReader
 from watchdog.config.errors import did_you_mean, translate
+from watchdog.config.fields import validate
 from watchdog.config.models import (
     DEFAULT_PD_URL,
     INCLUDED_KEYS,
@@ -114,9 +114,7 @@ class Loader(CheckReader):
         """`model` (a model class, or any type) validated from `data`, found at `prefix`
         under `node`; None if invalid, every error recorded at its line."""
         try:
-            if isinstance(model, type) and issubclass(model, BaseModel):
-                return model.model_validate(data)
-            return _adapter(model).validate_python(data)
+            return validate(model, data)
         except ValidationError as exc:
             extra = {"unknown_note": note} if note is not None else {}
             for path, message in translate(exc, model, data, prefix=prefix, **extra):
@@ -296,11 +294,6 @@ class Loader(CheckReader):
                 self.report.error(file, key_node, (key,), f"unknown key {key!r} — "
                                   f"{did_you_mean(key, INCLUDED_KEYS)}")
         self.checks_and_includes(file, sections, chain + [real], depth + 1)
-
-
-@functools.cache
-def _adapter(hint: Any) -> TypeAdapter:
-    return TypeAdapter(hint)
 
 
 def _holder(key_node: Node, node: Node) -> MappingNode:

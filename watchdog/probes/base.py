@@ -47,9 +47,10 @@ def validate(options_model: type[BaseModel], options: dict[str, Any]) -> Any:
     """`options` validated by the kind's Options model; OptionError listing every problem,
     worded as `pd-watchdog validate` words them."""
     from watchdog.config.errors import fmt_path, translate  # config imports the kinds
+    from watchdog.config.fields import validate as checked
 
     try:
-        return options_model.model_validate(options)
+        return checked(options_model, options)
     except ValidationError as exc:
         raise OptionError([(fmt_path(path), message)
                            for path, message in translate(exc, options_model, options)]) from None
