@@ -179,8 +179,9 @@ def says_of(metadata: Iterable[Any]) -> Says | None:
 
 
 def problem(message: str) -> PydanticCustomError:
-    """One of our messages, to raise from a validator (no {} formatting is applied)."""
-    return PydanticCustomError(PROBLEM, message.replace("{", "{{").replace("}", "}}"))
+    """One of our messages, to raise from a validator; given no context, pydantic keeps
+    its braces as they are (`${VAR}`, `{runbook: ...}`)."""
+    return PydanticCustomError(PROBLEM, message)
 
 
 def problems(found: list[tuple[tuple, Any, Any]]) -> ValidationError:

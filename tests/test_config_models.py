@@ -1,0 +1,94 @@
+"""The model layer on its own: pydantic's errors said our way, at the path as written."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from pydantic import Field, ValidationError
+
+from watchdog.config.errors import translate
+from watchdog.config.fields import (
+    EnvText,
+    Flag,
+    Says,
+    Section,
+    env_int,
+    one_or_many,
+    problems,
+    validate,
+)
+from watchdog.probes import http
+from watchdog.probes.base import OptionError
+
+
+class Inner(Section):
+    """A nested mapping with a rule."""
+
+    low: int = 0
+    high: int = 10
+
+    @classmethod
+    def rules(cls, data: dict[str, Any]):
+        if isinstance(data.get("low"), int) and isinstance(data.get("high"), int) \
+                and data["low"] > data["high"]:
+            yield ("low",), "must not be above high"
+
+
+class Outer(Section):
+    """A mapping of every shape the translator walks."""
+
+    count: env_int(1, 5, Says("must be 1..5, not {value!r}")) = 1
+    flag: Flag = True
+    codes: one_or_many(Annotated[int, Says("each must be a code, not {type}")],
+                       Says("must be codes", too_short="must list one"), min_length=1) = [1]
+    names: dict[Annotated[str, Field(pattern="^[a-z]+$"), Says("lower-case names only")],
+                Annotated[str, Says("must be text")]] = {}
+    inner: Inner | None = None
+    needed: Annotated[str, Says("must be text", missing="needed is a must", at_parent=True)]
+
+
+def said(data: dict) -> list[tuple[tuple, str]]:
+    with pytest.raises(ValidationError) as info:
+        validate(Outer, data)
+    return translate(info.value, Outer, data, prefix=("top",))
+
+
+def test_each_error_is_our_sentence_at_the_path_as_written():
+    assert said({"count": 9, "flag": "yes", "codes": "x", "names": {"Ab": 1},
+                 "inner": {"low": "a"}, "needed": "n", "extra": 1}) == [
+        (("top", "count"), "must be 1..5, not 9"),
+        (("top", "flag"), "must be true or false"),
+        (("top", "codes"), "each must be a code, not a string"),  # one value, a list of one
+        (("top", "names", "Ab"), "lower-case names only"),  # the key's own "[key]" dropped
+        (("top", "names", "Ab"), "must be text"),
+        (("top", "inner", "low"), "input should be a valid integer"),  # no Says: pydantic's
+        (("top", "extra"), "unknown key 'extra' — allowed here: count, flag, codes, names, "
+                           "inner, needed"),
+    ]
+
+
+def test_missing_rules_null_and_env_digits():
+    assert said({"codes": [], "inner": {"low": 7, "high": 3}, "flag": None}) == [
+        (("top", "inner", "low"), "must not be above high"),  # a nested section's rule
+        (("top", "codes"), "must list one"),
+        (("top",), "needed is a must"),  # at the parent, as it says
+    ]
+    value = validate(Outer, {"count": EnvText(" 4 "), "needed": "n", "flag": None})
+    assert (value.count, value.flag) == (4, True)  # null here means the default
+    assert said({"count": "4", "needed": "n"}) == [(("top", "count"), "must be 1..5, not '4'")]
+
+
+def test_messages_keep_their_braces():
+    error = problems([((), "write ${NAME} or {runbook: x}", None)])
+    assert error.errors()[0]["msg"] == "write ${NAME} or {runbook: x}"
+
+
+def test_an_aliased_key_is_named_as_written():
+    with pytest.raises(OptionError) as info:
+        http.parse({"http": {"url": "http://h/", "jsn": {}}}, "/")
+    assert info.value.problems == [("http.jsn", "unknown key 'jsn' — did you mean 'json'?")]
+    with pytest.raises(OptionError) as info:
+        http.parse({"http": {"url": "http://h/", "json": {1, 2}}}, "/")
+    assert info.value.problems[0][0] == "http.json"
+    assert info.value.problems[0][1].startswith("cannot be sent as JSON")
