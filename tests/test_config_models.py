@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any
 
 import pytest
 from pydantic import Field, ValidationError
 
+from watchdog.config import load
 from watchdog.config.errors import translate
 from watchdog.config.fields import (
     EnvText,
@@ -92,3 +95,26 @@ def test_an_aliased_key_is_named_as_written():
         http.parse({"http": {"url": "http://h/", "json": {1, 2}}}, "/")
     assert info.value.problems[0][0] == "http.json"
     assert info.value.problems[0][1].startswith("cannot be sent as JSON")
+
+
+def test_fingerprints_keep_the_formula_the_store_compares(tmp_path):
+    """sha256 of the canonical JSON of the definition as written (after ${VAR}): a change
+    here would make every check of an upgraded runner look edited."""
+    (tmp_path / "w.yaml").write_text(
+        "pagerduty: {source: fp-host}\n"
+        "defaults: {interval: 1m, details: {team: a}}\n"
+        "checks:\n"
+        "  - name: web\n"
+        "    http: {url: 'http://127.0.0.1:1/health', expect_status: [200, 204]}\n"
+        "    timeout: 5s\n"
+    )
+    (check,) = load(str(tmp_path / "w.yaml"), environ={}).checks
+    definition = {
+        "name": "web", "kind": "http", "base_dir": str(tmp_path), "source": "fp-host",
+        "options": {"http": {"url": "http://127.0.0.1:1/health", "expect_status": [200, 204]}},
+        "incident_key": "pd-watchdog/fp-host/web", "interval": 60.0, "timeout": 5.0,
+        "fail_after": 3, "recover_after": 2, "retry_interval": None, "severity": "critical",
+        "details": {"team": "a"},
+    }
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    assert check.fingerprint == hashlib.sha256(canonical.encode()).hexdigest()

@@ -32,6 +32,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 _SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 _NAME = TypeAdapter(Name)
+# json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
+# must stay byte-for-byte what they were (the store compares them across versions)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
 
 
 class CheckReader:
@@ -231,8 +234,7 @@ def _fingerprint(name: str, kind: str, options: dict, base_dir: str, source: str
         "incident_key": incident_key,
         **settings,
     }
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(definition).encode()).hexdigest()
 
 
 def split_subpath(subpath: str) -> list[Any]:
