@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field, ValidationError
 
-from watchdog.config import load
+from watchdog.config import ConfigError, load
 from watchdog.config.errors import translate
 from watchdog.config.fields import (
     EnvText,
@@ -118,3 +118,22 @@ def test_fingerprints_keep_the_formula_the_store_compares(tmp_path):
     }
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     assert check.fingerprint == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_checks_that_need_the_file_system_are_said_with_the_others(tmp_path):
+    """A short routing key beside a bad api, a missing CA bundle beside a bad method: one
+    run names them all (the key and the bundle are not left for a second run)."""
+    (tmp_path / "w.yaml").write_text(
+        "pagerduty: {routing_key: abcdef, api: v3}\n"
+        "checks:\n"
+        "  - name: web\n"
+        "    http: {url: 'https://h/', method: 3, ca_file: missing.pem}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(str(tmp_path / "w.yaml"), environ={})
+    assert [error.split(" — ")[0].split(": ", 1)[1] for error in info.value.errors] == [
+        "pagerduty.routing_key: must be 32 characters (got 6, ending in ...ef)",
+        "pagerduty.api: must be v2 or v1, not 'v3'",
+        "checks[0].http.method: must be an HTTP method name such as GET, HEAD or POST",
+        f"checks[0].http.ca_file: file not found: {tmp_path / 'missing.pem'}",
+    ]

@@ -127,14 +127,15 @@ class Section(BaseModel):
         return ()
 
 
-def validate(model: Any, data: Any) -> Any:
+def validate(model: Any, data: Any, context: dict[str, Any] | None = None) -> Any:
     """`data` validated as `model` (a Section, or any type): the value, or a ValidationError
-    with every problem, the sections' rules among them."""
+    with every problem, the sections' rules among them. `context` reaches the validators
+    (`base_dir`: the folder of the file the data comes from, for paths in it)."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return _adapter(model).validate_python(data)
+        return _adapter(model).validate_python(data, context=context)
     prepared, found = _prepare(model, data)
     try:
-        value = model.model_validate(prepared)
+        value = model.model_validate(prepared, context=context)
     except ValidationError as exc:
         if not found:
             raise

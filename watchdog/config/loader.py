@@ -30,6 +30,7 @@ from watchdog.config.models import (
     Includes,
     PagerDuty,
     Settings,
+    wrong_length,
 )
 from watchdog.config.report import Report, SourceFile, TooManyErrors
 from watchdog.config.result import DRY_RUN_WARNING, Config, Heartbeat, PagerDutySettings
@@ -38,7 +39,6 @@ from watchdog.config.yamlfile import child, compose, locate
 
 MAX_INCLUDE_DEPTH = 32
 MIN_SECRET_CHARS = 4
-ROUTING_KEY_CHARS = 32
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -112,9 +112,9 @@ class Loader(CheckReader):
     def validate(self, model: Any, data: Any, file: SourceFile, node: Node,
                  prefix: tuple = (), note: Any = None) -> Any:
         """`model` (a model class, or any type) validated from `data`, found at `prefix`
-        under `node`; None if invalid, every error recorded at its line."""
+        under `node` in `file`; None if invalid, every error recorded at its line."""
         try:
-            return validate(model, data)
+            return validate(model, data, {"base_dir": file.folder})
         except ValidationError as exc:
             extra = {"unknown_note": note} if note is not None else {}
             for path, message in translate(exc, model, data, prefix=prefix, **extra):
@@ -181,9 +181,10 @@ class Loader(CheckReader):
             literal = False
         if routing_key:
             self.values.secrets.add(routing_key)
-            if len(routing_key) != ROUTING_KEY_CHARS:
+            wrong = wrong_length(routing_key)  # a literal key was checked by the model
+            if wrong:
                 self.report.error(file, key_node or file_node, ("pagerduty", "routing_key"),
-                                  _wrong_length(routing_key))
+                                  wrong)
             elif literal and key_node is not None:
                 self.check_key_permissions(file, key_node)
         else:
@@ -300,13 +301,6 @@ def _holder(key_node: Node, node: Node) -> MappingNode:
     """A mapping of the one pair `include: ...`, to locate errors under it."""
     return MappingNode("tag:yaml.org,2002:map", [(key_node, node)], key_node.start_mark,
                        node.end_mark)
-
-
-def _wrong_length(routing_key: str) -> str:
-    shown = routing_key[-min(4, len(routing_key) // 3):] if len(routing_key) >= 3 else ""
-    ending = f", ending in ...{shown}" if shown else ""
-    return (f"must be {ROUTING_KEY_CHARS} characters (got {len(routing_key)}{ending}) — copy "
-            "the Integration Key of the service's Events API integration")
 
 
 def _heartbeat(settings: Settings) -> Heartbeat | None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     PlainValidator,
@@ -48,12 +49,37 @@ LISTEN_PATTERN = r"^\s*(?:\d+|[^\s:\[\]]+:\d+|\[[0-9A-Fa-f:.%\w]+\]:\d+)\s*$"
 
 # --------------------------------------------------------------------------- pagerduty
 
+ROUTING_KEY_CHARS = 32
+
+
+def wrong_length(routing_key: str) -> str | None:
+    """Our sentence for a routing key that can't be one; it shows at most 4 characters."""
+    if not routing_key or len(routing_key) == ROUTING_KEY_CHARS:
+        return None
+    shown = routing_key[-min(4, len(routing_key) // 3):] if len(routing_key) >= 3 else ""
+    ending = f", ending in ...{shown}" if shown else ""
+    return (f"must be {ROUTING_KEY_CHARS} characters (got {len(routing_key)}{ending}) — copy "
+            "the Integration Key of the service's Events API integration")
+
+
+def _routing_key(value: str | None) -> str | None:
+    """Surrounding whitespace is not part of the key (a key file's newline, an env file's)."""
+    if value is None:
+        return None
+    message = wrong_length(value.strip())
+    if message:
+        raise problem(message)
+    return value.strip()
+
+
 
 class PagerDuty(Section):
     """Where events go. Without a routing key pd-watchdog runs in dry-run: events are
     logged, not sent."""
 
-    routing_key: Annotated[str | None, Says("must be a string, not {type} — quote it")] = Field(
+    routing_key: Annotated[
+        str | None, AfterValidator(_routing_key), Says("must be a string, not {type} — quote it"),
+    ] = Field(
         None, description="the Integration Key (32 characters) of the service's Events API "
         "integration; keep it out of the file with ${PAGERDUTY_ROUTING_KEY}",
         json_schema_extra={DOC_DEFAULT: "none (dry-run)"})

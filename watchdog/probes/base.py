@@ -43,14 +43,16 @@ class OptionError(ValueError):
         super().__init__("; ".join(f"{path}: {message}" for path, message in problems))
 
 
-def validate(options_model: type[BaseModel], options: dict[str, Any]) -> Any:
-    """`options` validated by the kind's Options model; OptionError listing every problem,
-    worded as `pd-watchdog validate` words them."""
+def validate(options_model: type[BaseModel], options: dict[str, Any],
+             base_dir: str | None = None) -> Any:
+    """`options` validated by the kind's Options model (paths in them relative to
+    `base_dir`); OptionError listing every problem, worded as `pd-watchdog validate` words
+    them."""
     from watchdog.config.errors import fmt_path, translate  # config imports the kinds
     from watchdog.config.fields import validate as checked
 
     try:
-        return checked(options_model, options)
+        return checked(options_model, options, {"base_dir": base_dir})
     except ValidationError as exc:
         raise OptionError([(fmt_path(path), message)
                            for path, message in translate(exc, options_model, options)]) from None

@@ -149,7 +149,7 @@ def build(options: Options, base_dir: str) -> CommandProbe:
 def parse(options: dict[str, Any], base_dir: str) -> CommandProbe:
     """Validate the check's command options and build the probe; OptionError lists every
     problem."""
-    return build(validate(Options, options), base_dir)
+    return build(validate(Options, options, base_dir), base_dir)
 
 
 def _pidfd_open(pid: int) -> int:

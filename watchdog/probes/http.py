@@ -30,7 +30,7 @@ from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconn
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 
 from watchdog import __version__
 from watchdog.config.fields import (
@@ -116,6 +116,17 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _ca_file(value: str | None, info: ValidationInfo) -> str | None:
+    """A CA bundle that is not there is said with the other problems, not after them."""
+    base_dir = (info.context or {}).get("base_dir")
+    if value is None or base_dir is None or info.data.get("verify_tls") is False:
+        return value  # verify_tls: false makes it a rule's business (it has no effect)
+    path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+    if not os.path.isfile(path):
+        raise problem(f"file not found: {path}")
+    return value
+
+
 def _plain_http(url: Any) -> bool:
     try:
         return isinstance(url, str) and not _Target.from_url(url).tls
@@ -162,7 +173,8 @@ class Request(Section):
         "application/json unless headers set one); not with body")
     verify_tls: Flag = Field(True, description="check the server's certificate")
     ca_file: Annotated[
-        str | None, StringConstraints(min_length=1), Says("must be the path of a PEM CA bundle"),
+        str | None, StringConstraints(min_length=1), AfterValidator(_ca_file),
+        Says("must be the path of a PEM CA bundle"),
     ] = Field(None, description="a PEM CA bundle to trust instead of the system's; relative "
               "to this file")
     follow_redirects: Flag = Field(True, description="follow up to 5 redirects")
@@ -259,7 +271,7 @@ def build(options: Options, base_dir: str) -> HttpProbe:
 def parse(options: dict[str, Any], base_dir: str) -> HttpProbe:
     """Validate the check's `http:` mapping and build the probe; OptionError lists every
     problem."""
-    return build(validate(Options, options), base_dir)
+    return build(validate(Options, options, base_dir), base_dir)
 
 
 def _json_dumps(value: Any) -> bytes:
