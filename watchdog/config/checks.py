@@ -25,7 +25,6 @@ from watchdog.model import Check
 from watchdog.probes.base import OptionError
 
 CHECK_KEYS = tuple(CheckFields.model_fields)
-SETTING_KEYS = tuple(CheckSettings.model_fields)
 BUILTIN_DEFAULTS: dict[str, Any] = {
     key: ({} if key == "details" else field.default)
     for key, field in CheckSettings.model_fields.items()
@@ -56,11 +55,13 @@ class CheckReader:
         self.slow_timeouts: list[str] = []
 
     def defaults_note(self, loc: tuple) -> str:
+        """A word for an unknown key under `defaults:` that a check could have."""
         if loc[:1] == ("defaults",) and loc[-1] in self.check_keys:
             return " (it is per check, not a default)"
         return ""
 
     def read_defaults(self, defaults: CheckSettings | None) -> None:
+        """The validated `defaults:` over the models' own defaults (what it sets only)."""
         if defaults is not None:
             for key in defaults.model_fields_set:
                 self.defaults[key] = _setting(key, getattr(defaults, key))
@@ -90,6 +91,8 @@ class CheckReader:
             return
 
     def read_check(self, file: SourceFile, node: Node, index: int) -> None:
+        """One item of `checks:`: its keys routed to CheckFields or its kind's Options, both
+        validated (every error recorded), the probe built, the Check added."""
         path: tuple = ("checks", index)
         self.values.visit(file, node)
         if not isinstance(node, MappingNode):

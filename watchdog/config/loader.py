@@ -126,6 +126,8 @@ class Loader(CheckReader):
     def read_settings(self, file: SourceFile, root: MappingNode | None,
                       sections: dict[str, tuple[Node, Node]], settings: Settings,
                       pagerduty: PagerDutySettings) -> tuple[Settings, PagerDutySettings]:
+        """The main file's settings validated (unknown top-level keys refused), state_dir
+        resolved against the file, the routing key read: (settings, where events go)."""
         data: dict[str, Any] = {}
         for key, (key_node, node) in sections.items():
             if key not in MAIN_KEYS:

@@ -137,6 +137,8 @@ class HeartbeatSettings(Section):
 
 
 class Address(NamedTuple):
+    """Where to listen; equal to the (host, port) tuple, shown as host:port."""
+
     host: str
     port: int
 
