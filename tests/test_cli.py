@@ -173,8 +173,8 @@ def test_run_raises_the_open_files_soft_limit_for_many_concurrent_probes():
 def test_a_low_open_files_limit_for_the_http_checks_is_warned_about():
     from watchdog import cli as cli_module
 
-    assert cli_module._open_files_warning(65536, 5000) is None
-    warning = cli_module._open_files_warning(1024, 5000)
+    assert cli_module._open_files_warning(65536, 5000, "5000 HTTP checks") is None
+    warning = cli_module._open_files_warning(1024, 5000, "5000 HTTP checks")
     assert warning is not None and "LimitNOFILE=" in warning and "5000 HTTP checks" in warning
 
 

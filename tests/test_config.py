@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 import types
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from watchdog.config import (
     load,
     parse_duration,
 )
+from watchdog.config.fields import Section
 from watchdog.durations import format_duration
 from watchdog.probes.base import OptionError
 
@@ -35,9 +37,20 @@ class FakeProbe:
         raise AssertionError
 
 
-def fake_parse(options: dict, base_dir: str) -> FakeProbe:
+class FakeOptions(Section):
+    fake: Any
+    fake_level: Any = None
+
+
+class OtherOptions(Section):
+    other: Any
+    other_opt: Any = None
+
+
+def fake_build(options: Section, base_dir: str) -> FakeProbe:
     """Deterministic probe kind: `fake: {bad: ...}` and `fake: explode` exercise failures."""
-    spec = options.get("fake")
+    written = options.model_dump(exclude_unset=True)
+    spec = written.get("fake", written.get("other"))
     if spec == "explode":
         raise RuntimeError("boom")
     if isinstance(spec, dict):
@@ -46,13 +59,19 @@ def fake_parse(options: dict, base_dir: str) -> FakeProbe:
             problems.append(("fake.deep.missing.leaf", "no such leaf"))
         if problems:
             raise OptionError(problems)
-    if options.get("fake_level") == "wrong":
+    if written.get("fake_level") == "wrong":
         raise OptionError([("fake_level", "must be low or high")])
-    return FakeProbe(options, base_dir)
+    return FakeProbe(written, base_dir)
 
 
-FAKE = types.SimpleNamespace(KEYS=frozenset({"fake", "fake_level"}), parse=fake_parse)
-OTHER = types.SimpleNamespace(KEYS=frozenset({"other", "other_opt"}), parse=fake_parse)
+def fake_kind(options: type[Section]) -> types.SimpleNamespace:
+    name = next(iter(options.model_fields))
+    return types.SimpleNamespace(NAME=name, KEYS=frozenset(options.model_fields),
+                                 Options=options, build=fake_build, OPEN_SOCKETS=0)
+
+
+FAKE = fake_kind(FakeOptions)
+OTHER = fake_kind(OtherOptions)
 
 
 @pytest.fixture
@@ -590,8 +609,9 @@ def test_heartbeat(cfg):
     assert load("w.yaml", environ={"HB": "https://hc/1"}).heartbeat == Heartbeat(
         "https://hc/1", 60.0, 10.0)
     cfg("w2.yaml", "heartbeat:\n  url: hc-ping.com/x\n  timeout: 10ms\n")
-    assert [e.split(" — ")[0] for e in errors_of("w2.yaml")] == [
+    assert [e.split(" — ")[0] for e in errors_of("w2.yaml")] == [  # every error at once
         "w2.yaml:2: heartbeat.url: must be an http(s) URL, not 'hc-ping.com/x'",
+        "w2.yaml:3: heartbeat.timeout: must be at least 100ms, got '10ms'",
     ]
     cfg("w3.yaml", "heartbeat:\n  url: https://x\n  timeout: 10ms\n")
     assert one_error("w3.yaml") == ("w3.yaml:3: heartbeat.timeout: must be at least 100ms, got "

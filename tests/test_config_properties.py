@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import types
+from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from watchdog import probes
 from watchdog.config import Config, ConfigError, load, parse_duration
+from watchdog.config.fields import Section
 from watchdog.durations import format_duration
 
 HOSTILE = settings(
@@ -125,11 +127,17 @@ def test_structured_garbage_never_crashes(document, environ):
 # --------------------------------------------------------------------------- round trip
 
 
-def _fake_parse(options: dict, base_dir: str) -> object:
-    return types.SimpleNamespace(options=options)
+class _FakeOptions(Section):
+    fake: Any
 
 
-FAKE_KINDS = {"fake": types.SimpleNamespace(KEYS=frozenset({"fake"}), parse=_fake_parse)}
+def _fake_build(options: _FakeOptions, base_dir: str) -> object:
+    return types.SimpleNamespace(options=options.model_dump())
+
+
+FAKE_KINDS = {"fake": types.SimpleNamespace(NAME="fake", KEYS=frozenset({"fake"}),
+                                            Options=_FakeOptions, build=_fake_build,
+                                            OPEN_SOCKETS=0)}
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=30)
 durations = st.one_of(st.integers(1, 86400), st.sampled_from(["500ms", "30s", "1m30s", "2h"]))

@@ -1,4 +1,4 @@
-"""The `pd-watchdog` command: run, validate, check, status."""
+"""The `pd-watchdog` command: run, validate, check, status, outbox, schema."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import logging
 import os
 import resource
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from watchdog import __version__, logs
 from watchdog.config import Config, ConfigError, load
+from watchdog.model import Check
 from watchdog.probes.base import run_once
 from watchdog.words import plural, result_label
 
@@ -74,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("config", metavar="CONFIG")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+    outbox = _outbox_parser(sub)
+    schema = _schema_parser(sub)
+    for command in (run, validate, check, status, outbox, schema):
+        command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
+    return parser
+
+
+def _outbox_parser(sub: Any) -> argparse.ArgumentParser:
     outbox = sub.add_parser(
         "outbox",
         help="list events waiting for PagerDuty and dead letters; retry or drop them",
@@ -88,9 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     action.add_argument("--drop", metavar="ID|all", help="forget dead letters (needs --reason)")
     outbox.add_argument("--reason", help="why they are dropped (logged)")
     outbox.set_defaults(func=cmd_outbox)
-    for command in (run, validate, check, status, outbox):
-        command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
-    return parser
+    return outbox
+
+
+def _schema_parser(sub: Any) -> argparse.ArgumentParser:
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the config file",
+        description="Print the JSON Schema (draft 2020-12) of the config file, made from the "
+        "models that validate it (editors: `# yaml-language-server: $schema=...`). "
+        "--markdown prints the settings tables of docs/configuration.md instead.",
+    )
+    schema.add_argument("--markdown", action="store_true",
+                        help="the settings tables, as Markdown")
+    schema.set_defaults(func=cmd_schema)
+    return schema
 
 
 def _load(path: str, *, need_key: bool = True) -> Config | None:
@@ -226,6 +248,13 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from watchdog.config import schema
+
+    sys.stdout.write(schema.markdown() if args.markdown else schema.schema_text())
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
     config = _load(args.config)
@@ -245,8 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("%s", unmeant)
     _raise_open_files_limit()
     warning = _open_files_warning(
-        resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-        sum(1 for check in config.checks if check.kind == "http"),
+        resource.getrlimit(resource.RLIMIT_NOFILE)[0], *_sockets_held(config.checks)
     )
     if warning:
         log.warning("%s", warning)
@@ -288,13 +316,29 @@ def _raise_open_files_limit() -> None:
 OPEN_FILES_RESERVE = 256  # the state file, the sender's connections, plugins' pipes, logs
 
 
-def _open_files_warning(soft: int, http_checks: int) -> str | None:
-    """Every HTTP check may be in flight at once (all hanging to their timeout): each holds
-    a socket. Below that, connects fail with "Too many open files" and healthy targets page."""
-    if soft == resource.RLIM_INFINITY or soft >= http_checks + OPEN_FILES_RESERVE:
+def _sockets_held(checks: Iterable[Check], kinds: Mapping[str, Any] | None = None
+                  ) -> tuple[int, str]:
+    """(sockets the checks may hold at once, what holds them: "5000 HTTP checks"), from each
+    probe kind's OPEN_SOCKETS (sockets one running check of that kind may hold)."""
+    if kinds is None:
+        from watchdog.probes import KINDS as kinds
+    counts: dict[str, int] = {}
+    for check in checks:
+        if kinds[check.kind].OPEN_SOCKETS:
+            counts[check.kind] = counts.get(check.kind, 0) + 1
+    sockets = sum(kinds[kind].OPEN_SOCKETS * count for kind, count in counts.items())
+    holders = (plural(count, f"{kind.upper()} check") for kind, count in counts.items())
+    return sockets, ", ".join(holders)
+
+
+def _open_files_warning(soft: int, sockets: int, holders: str) -> str | None:
+    """Every check may be in flight at once (all hanging to their timeout), each holding
+    its kind's sockets. Below that, connects fail with "Too many open files" and healthy
+    targets page."""
+    if soft == resource.RLIM_INFINITY or soft >= sockets + OPEN_FILES_RESERVE:
         return None
     return (
-        f"the open files limit ({soft}) is below {http_checks} HTTP checks + "
+        f"the open files limit ({soft}) is below {holders} ({plural(sockets, 'socket')}) + "
         f"{OPEN_FILES_RESERVE}: if they all hang at once, probes fail with 'Too many open "
         f"files'; raise it (systemd: LimitNOFILE=)"
     )

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pagerduty_api import Alert
 from watchdog import __version__, aio, logs
 from watchdog.config import Config, ConfigError, load
+from watchdog.config.reload import keep_running, restart_changes
 from watchdog.heartbeat import HeartbeatPinger
 from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
@@ -339,18 +340,16 @@ class Runner:
                 log.error("  %s", error)
             return False
         logs.add_secrets(config.secrets)
-        if config.state_dir != self.config.state_dir:
+        # The restart-only settings are the ones their model marks so (config/reload.py).
+        changes = restart_changes(self.config.settings, config.settings)
+        for change in changes:
             log.warning(
-                "reload: state_dir changed to %s; that takes a restart, keeping %s",
-                config.state_dir,
-                self.config.state_dir,
+                "reload: %s changed to %s; that takes a restart, keeping %s",
+                change.key, change.show(change.new), change.show(change.old),
             )
-            config = replace(config, state_dir=self.config.state_dir)
-        if config.workers != self.config.workers:
-            log.warning(
-                "reload: workers changed; that takes a restart, keeping %d", self.config.workers
-            )
-            config = replace(config, workers=self.config.workers)
+        if changes:
+            settings = keep_running(self.config.settings, config.settings, changes)
+            config = replace(config, settings=settings)
         delivery_changed = (
             config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
         )

@@ -19,15 +19,27 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
+from pydantic import Field, PlainValidator, StringConstraints
+
+from watchdog.config.fields import (
+    DOC_DEFAULT,
+    NO_NUL,
+    Flag,
+    Says,
+    ScalarText,
+    Section,
+    problem,
+    problems,
+)
 from watchdog.model import ProbeResult
-from watchdog.probes._util import fmt_seconds, scalar_text, unknown_keys
-from watchdog.probes.base import OptionError
+from watchdog.probes._util import fmt_seconds
+from watchdog.probes.base import validate
 
-KEYS = frozenset({"command", "shell", "env", "cwd"})
-OPEN_SOCKETS = 0  # pipes, not sockets; and at most `workers` plugins run at once
-
+NAME = "command"
+OPEN_SOCKETS = 0  # a plugin's own sockets are its business; the runner holds two pipes
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CAPTURE_CAP = 64 * 1024  # bytes kept per stream; the rest is read and dropped
 CHUNK = 64 * 1024
@@ -42,100 +54,102 @@ DISCARD_PIPE_SIZE = 1024 * 1024
 MAX_POLL = 3600.0  # poll() takes int milliseconds; an absurd timeout just loops
 
 
-def parse(options: dict[str, Any], base_dir: str) -> CommandProbe:
-    """Validate the check's command options; raise OptionError listing every problem."""
-    problems: list[tuple[str, str]] = unknown_keys(options, KEYS, "")
+def _command(value: Any) -> str | list[str]:
+    """The program: a string (split like a shell, none started) or an argv list."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise problem("must not contain a NUL character")
+        if not value.strip():
+            raise problem("must not be empty: give the program to run")
+        return value
+    if not isinstance(value, list):
+        raise problem("must be a string or a list of strings")
+    if not value:
+        raise problem("must not be empty: give the program to run")
+    found: list[tuple[tuple, Any, Any]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            found.append(((i,), "must be a string; quote it in YAML (e.g. '5')", item))
+        elif "\0" in item:
+            found.append(((i,), "must not contain a NUL character", item))
+    if isinstance(value[0], str) and not value[0]:
+        found.append(((0,), "the program name must not be empty", value[0]))
+    if found:
+        raise problems(found)
+    return value
 
-    shell = options.get("shell", False)
-    if shell is None:
-        shell = False
-    if not isinstance(shell, bool):
-        problems.append(("shell", "must be true or false"))
-        shell = False
 
-    argv = _parse_command(options.get("command"), shell, problems)
-    env = _parse_env(options.get("env"), problems)
-    cwd = _parse_cwd(options.get("cwd"), base_dir, problems)
+Command = Annotated[
+    str | list[str],
+    PlainValidator(_command, json_schema_input_type=str | list[str]),
+    Says("must be a string or a list of strings",
+         missing="required: the program to run, as a string or argv list", null_is_unset=True),
+]
+EnvName = Annotated[
+    str, StringConstraints(min_length=1, pattern=r"^[^=\x00]*$"),
+    Says("names must be non-empty text without '=' or NUL"),
+]
+EnvValue = Annotated[
+    ScalarText, StringConstraints(pattern=NO_NUL),
+    Says("must be a string or number; quote it (write '' for empty)",
+         string_pattern_mismatch="must not contain a NUL character"),
+]
 
-    if problems:
-        raise OptionError(problems)
+
+class Options(Section):
+    """Run a Nagios-style plugin: exit 0 OK, 1 WARNING (severity warning), 2 CRITICAL
+    (the check's severity), 3 or anything else UNKNOWN (error); perfdata after "|"."""
+
+    command: Command = Field(description="the program: a string (split like a shell would, "
+                             "none started) or a list taken as is; a relative program path "
+                             "starts at cwd")
+    shell: Flag = Field(False, description="run the command string with /bin/sh -c")
+    env: Annotated[
+        dict[EnvName, EnvValue] | None, Says("must be a mapping of NAME: value"),
+    ] = Field(None, description="variables added to a minimal environment (PATH, LANG)")
+    cwd: Annotated[
+        str | None, StringConstraints(min_length=1, pattern=NO_NUL),
+        Says("must be a folder path (relative paths start at the check file)"),
+    ] = Field(None, description="the folder the command runs in; relative to this file",
+              json_schema_extra={DOC_DEFAULT: "the folder of this file"})
+
+    @classmethod
+    def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
+        command, shell = data.get("command"), data.get("shell") is True
+        if shell and isinstance(command, list):
+            yield ("shell",), "shell: true needs command as one string, not a list"
+        if not shell and isinstance(command, str) and "\0" not in command and command.strip():
+            try:
+                argv = shlex.split(command)
+            except ValueError as exc:
+                yield ("command",), f"cannot split into words ({exc}); check the quotes"
+            else:
+                if not argv:
+                    yield ("command",), "must not be empty: give the program to run"
+
+
+KEYS = frozenset(Options.model_fields)
+
+
+def build(options: Options, base_dir: str) -> CommandProbe:
+    """The probe, from validated options: argv, environment and folder computed once."""
+    command = options.command
+    if isinstance(command, list):
+        argv = list(command)
+    else:
+        argv = ["/bin/sh", "-c", command] if options.shell else shlex.split(command)
+    env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH, "LANG": "C.UTF-8"}
+    env.update(options.env or {})
+    cwd = base_dir
+    if options.cwd is not None:
+        cwd = os.path.normpath(os.path.join(base_dir, os.path.expanduser(options.cwd)))
     return CommandProbe(argv, env, cwd)
 
 
-def _parse_command(command: Any, shell: bool, problems: list[tuple[str, str]]) -> list[str]:
-    if command is None:
-        problems.append(("command", "required: the program to run, as a string or argv list"))
-        return []
-    if isinstance(command, str):
-        if "\0" in command:
-            problems.append(("command", "must not contain a NUL character"))
-            return []
-        if not command.strip():
-            problems.append(("command", "must not be empty: give the program to run"))
-            return []
-        if shell:
-            return ["/bin/sh", "-c", command]
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            problems.append(("command", f"cannot split into words ({exc}); check the quotes"))
-            return []
-        if not argv:
-            problems.append(("command", "must not be empty: give the program to run"))
-        return argv
-    if isinstance(command, list):
-        if shell:
-            problems.append(("shell", "shell: true needs command as one string, not a list"))
-        if not command:
-            problems.append(("command", "must not be empty: give the program to run"))
-            return []
-        argv = []
-        for i, item in enumerate(command):
-            if not isinstance(item, str):
-                problems.append(
-                    (f"command[{i}]", "must be a string; quote it in YAML (e.g. '5')")
-                )
-            elif "\0" in item:
-                problems.append((f"command[{i}]", "must not contain a NUL character"))
-            else:
-                argv.append(item)
-        if command and isinstance(command[0], str) and not command[0]:
-            problems.append(("command[0]", "the program name must not be empty"))
-        return argv
-    problems.append(("command", "must be a string or a list of strings"))
-    return []
-
-
-def _parse_env(env: Any, problems: list[tuple[str, str]]) -> dict[str, str]:
-    child = {"PATH": os.environ.get("PATH") or DEFAULT_PATH, "LANG": "C.UTF-8"}
-    if env is None:
-        return child
-    if not isinstance(env, dict):
-        problems.append(("env", "must be a mapping of NAME: value"))
-        return child
-    for name, value in env.items():
-        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
-            problems.append((f"env.{name}", "names must be non-empty text without '=' or NUL"))
-            continue
-        text = scalar_text(value)
-        if text is None:
-            problems.append(
-                (f"env.{name}", "must be a string or number; quote it (write '' for empty)")
-            )
-        elif "\0" in text:
-            problems.append((f"env.{name}", "must not contain a NUL character"))
-        else:
-            child[name] = text
-    return child
-
-
-def _parse_cwd(cwd: Any, base_dir: str, problems: list[tuple[str, str]]) -> str:
-    if cwd is None:
-        return base_dir
-    if not isinstance(cwd, str) or not cwd or "\0" in cwd:
-        problems.append(("cwd", "must be a folder path (relative paths start at the check file)"))
-        return base_dir
-    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(cwd)))
+def parse(options: dict[str, Any], base_dir: str) -> CommandProbe:
+    """Validate the check's command options and build the probe; OptionError lists every
+    problem."""
+    return build(validate(Options, options, base_dir), base_dir)
 
 
 def _pidfd_open(pid: int) -> int:

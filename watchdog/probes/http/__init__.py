@@ -13,10 +13,11 @@ The deadline, name lookups, connecting, TLS contexts and failure wording are the
 plumbing every network probe shares: watchdog/probes/net.py.
 """
 
-from watchdog.probes.http.options import KEYS, OPTIONS, parse
+from watchdog.probes.http.options import KEYS, NAME, OPTIONS, Options, build, parse
 from watchdog.probes.http.probe import HttpProbe
 from watchdog.probes.http.response import BODY_CAP
 
 OPEN_SOCKETS = 1  # one connection at a time: each is closed before a redirect's is opened
 
-__all__ = ["BODY_CAP", "KEYS", "OPEN_SOCKETS", "OPTIONS", "HttpProbe", "parse"]
+__all__ = ["BODY_CAP", "KEYS", "NAME", "OPEN_SOCKETS", "OPTIONS", "HttpProbe", "Options",
+           "build", "parse"]

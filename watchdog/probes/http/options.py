@@ -1,4 +1,4 @@
-"""The HTTP probe's options: the check's `http:` mapping, validated into an HttpProbe.
+"""The HTTP probe's options: the check's `http:` mapping as a model, built into an HttpProbe.
 
 Everything that can be done once is done here, not per run: the request bytes and the TLS
 context (shared between probes with the same trust settings).
@@ -9,222 +9,241 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
-from watchdog.probes._util import (
-    parse_duration,
-    scalar_text,
-    unknown_keys,
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
+
+from watchdog.config.fields import (
+    DOC_DEFAULT,
+    EnvAlternative,
+    Flag,
+    Says,
+    ScalarText,
+    Section,
+    ShortDuration,
+    one_or_many,
+    problem,
 )
-from watchdog.probes.base import OptionError
+from watchdog.probes.base import OptionError, validate
 from watchdog.probes.http.probe import HttpProbe
 from watchdog.probes.http.request import _Hop, _Target
 from watchdog.probes.net import tls_context
 
-KEYS = frozenset({"http"})
-OPTIONS = frozenset(
-    {
-        "url", "method", "headers", "body", "json", "verify_tls", "ca_file",
-        "follow_redirects", "expect_status", "body_contains", "body_regex",
-        "max_response_time", "cert_min_days",
-    }
-)
+NAME = "http"
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
 _MANAGED_HEADERS = {
     "content-length": "set automatically from body/json",
     "transfer-encoding": "the probe sends a fixed-length body",
     "connection": "the probe always sends Connection: close",
 }
+# RFC 3986 reserved + unreserved + "%": keep what the user wrote, quote only the rest
 
 
-def parse(options: dict[str, Any], base_dir: str) -> HttpProbe:
-    """Validate the check's `http:` mapping; raise OptionError listing every problem."""
-    spec = options.get("http")
-    if not isinstance(spec, dict):
-        raise OptionError([("http", "must be a mapping with at least `url: https://...`")])
-    problems = unknown_keys(spec, OPTIONS, "http.")
+class _Url(str):
+    """A URL that validated, with its _Target: splitting it costs as much as the rest of
+    the check's validation, so build() reuses it."""
 
-    def bad(key: str, message: str) -> None:
-        problems.append((f"http.{key}", message))
-
-    url = spec.get("url")
-    target = None
-    if url is None:
-        bad("url", "required: the http:// or https:// address to request")
-    elif not isinstance(url, str):
-        bad("url", "must be a string such as https://example.com/health")
-    else:
-        try:
-            target = _Target.from_url(url)
-        except ValueError as exc:
-            bad("url", str(exc))
-
-    method = spec.get("method", "GET")
-    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
-        bad("method", "must be an HTTP method name such as GET, HEAD or POST")
-        method = "GET"
-    method = method.upper()
-
-    headers = _parse_headers(spec.get("headers"), bad)
-
-    body: bytes | None = None
-    if "body" in spec and "json" in spec:
-        bad("json", "use either body or json, not both")
-    elif "body" in spec:
-        if isinstance(spec["body"], str):
-            body = spec["body"].encode("utf-8")
-        else:
-            bad("body", "must be a string (use json: to send structured data)")
-    elif "json" in spec:
-        try:
-            body = _json_dumps(spec["json"])
-        except (TypeError, ValueError) as exc:
-            bad("json", f"cannot be sent as JSON: {exc}")
-        else:
-            if not any(name.lower() == "content-type" for name, _ in headers):
-                headers.append(("Content-Type", "application/json"))
-
-    verify = _flag(spec, "verify_tls", True, bad)
-    follow = _flag(spec, "follow_redirects", True, bad)
-
-    ca_path = None
-    ca_file = spec.get("ca_file")
-    if ca_file is not None:
-        if not isinstance(ca_file, str) or not ca_file:
-            bad("ca_file", "must be the path of a PEM CA bundle")
-        elif not verify:
-            bad("ca_file", "has no effect with verify_tls: false; remove one of them")
-        else:
-            ca_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(ca_file)))
-            if not os.path.isfile(ca_path):
-                bad("ca_file", f"file not found: {ca_path}")
-                ca_path = None
-
-    expect, expect_text = _parse_expect(spec.get("expect_status"), bad)
-
-    contains = spec.get("body_contains")
-    contains_text = None
-    if contains is not None:
-        contains_text = scalar_text(contains)
-        if not contains_text:
-            bad("body_contains", "must be a non-empty string")
-
-    regex = None
-    pattern = spec.get("body_regex")
-    if pattern is not None:
-        if not isinstance(pattern, str) or not pattern:
-            bad("body_regex", "must be a non-empty regular expression string")
-        else:
-            try:
-                regex = re.compile(pattern)
-            except re.error as exc:
-                bad("body_regex", f"invalid regular expression: {exc}; quote it in YAML")
-
-    max_time = None
-    if spec.get("max_response_time") is not None:
-        try:
-            max_time = parse_duration(spec["max_response_time"])
-        except ValueError as exc:
-            bad("max_response_time", str(exc))
-
-    cert_min_days = spec.get("cert_min_days")
-    if cert_min_days is not None:
-        if isinstance(cert_min_days, bool) or not isinstance(cert_min_days, int):
-            bad("cert_min_days", "must be a whole number of days, 0 or more")
-            cert_min_days = None
-        elif cert_min_days < 0:
-            bad("cert_min_days", "must be 0 or more")
-            cert_min_days = None
-        elif target is not None and not target.tls:
-            bad("cert_min_days", "needs an https:// url (there is no certificate on http://)")
-
-    context = None
-    if target is not None and target.tls:
-        try:
-            context = tls_context(verify, ca_path)
-        except (OSError, ssl.SSLError) as exc:
-            bad("ca_file", f"cannot load CA bundle {ca_path}: {exc}")
-    elif ca_path is not None:  # only redirects can use it; make sure it loads now
-        try:
-            tls_context(verify, ca_path)
-        except (OSError, ssl.SSLError) as exc:
-            bad("ca_file", f"cannot load CA bundle {ca_path}: {exc}")
-
-    if problems:
-        raise OptionError(problems)
-    assert target is not None
-    first = _Hop(target, method, headers, body, context)
-    return HttpProbe(
-        url=url,
-        first=first,
-        follow=follow,
-        verify=verify,
-        ca_path=ca_path,
-        expect=expect,
-        expect_text=expect_text,
-        contains=contains_text,
-        regex=regex,
-        max_time=max_time,
-        cert_min_days=cert_min_days,
-    )
+    __slots__ = ("target",)
 
 
-def _flag(spec: dict, key: str, default: bool, bad) -> bool:
-    value = spec.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        bad(key, "must be true or false")
-        return default
+def _url(value: str) -> str:
+    try:
+        target = _Target.from_url(value)
+    except ValueError as exc:
+        raise problem(str(exc)) from None
+    url = _Url(value)
+    url.target = target
+    return url
+
+
+def _settable(name: str) -> str:
+    reason = _MANAGED_HEADERS.get(name.lower())
+    if reason is not None:
+        raise problem(f"cannot be set: {reason}")
+    return name
+
+
+def _latin1(text: str) -> str:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise problem("must be Latin-1 text (percent-encode other characters)") from None
+    return text
+
+
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise problem(f"invalid regular expression: {exc}; quote it in YAML") from None
+    return pattern
+
+
+def _json_value(value: Any) -> Any:
+    try:
+        _json_dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise problem(f"cannot be sent as JSON: {exc}") from None
     return value
 
 
-def _parse_headers(raw: Any, bad) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    if raw is None:
-        return headers
-    if not isinstance(raw, dict):
-        bad("headers", "must be a mapping of Header-Name: value")
-        return headers
-    for name, value in raw.items():
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            bad(f"headers.{name}", "is not a valid header name (letters, digits, -)")
-            continue
-        if name.lower() in _MANAGED_HEADERS:
-            bad(f"headers.{name}", f"cannot be set: {_MANAGED_HEADERS[name.lower()]}")
-            continue
-        text = scalar_text(value)
-        if text is None:
-            bad(f"headers.{name}", "must be a string or number; quote it")
-        elif _BAD_HEADER_VALUE.search(text):
-            bad(f"headers.{name}", "must not contain line breaks or NUL")
-        else:
-            try:
-                text.encode("latin-1")
-            except UnicodeEncodeError:
-                bad(f"headers.{name}", "must be Latin-1 text (percent-encode other characters)")
-                continue
-            headers.append((name, text))
-    return headers
+def _ca_file(value: str | None, info: ValidationInfo) -> str | None:
+    """A CA bundle that is not there is said with the other problems, not after them."""
+    base_dir = (info.context or {}).get("base_dir")
+    if value is None or base_dir is None or info.data.get("verify_tls") is False:
+        return value  # verify_tls: false makes it a rule's business (it has no effect)
+    path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+    if not os.path.isfile(path):
+        raise problem(f"file not found: {path}")
+    return value
 
 
-def _parse_expect(raw: Any, bad) -> tuple[frozenset[int] | None, str]:
-    if raw is None:
-        return None, "2xx"
-    items = raw if isinstance(raw, list) else [raw]
-    if not items:
-        bad("expect_status", "must list at least one status code")
-        return None, "2xx"
-    codes = []
-    for i, item in enumerate(items):
-        where = f"expect_status[{i}]" if isinstance(raw, list) else "expect_status"
-        if isinstance(item, bool) or not isinstance(item, int) or not 100 <= item <= 599:
-            bad(where, "must be a status code from 100 to 599, or a list of them")
+def _plain_http(url: Any) -> bool:
+    try:
+        return isinstance(url, str) and not _Target.from_url(url).tls
+    except ValueError:
+        return False
+
+
+_TOKEN_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+Url = Annotated[
+    str, AfterValidator(_url),
+    Says("must be a string such as https://example.com/health",
+         missing="required: the http:// or https:// address to request", null_is_unset=True),
+]
+HeaderName = Annotated[
+    str, StringConstraints(pattern=_TOKEN_PATTERN), AfterValidator(_settable),
+    Says("is not a valid header name (letters, digits, -)"),
+]
+HeaderValue = Annotated[
+    ScalarText, StringConstraints(pattern=r"^[^\r\n\x00]*$"), AfterValidator(_latin1),
+    Says("must be a string or number; quote it",
+         string_pattern_mismatch="must not contain line breaks or NUL"),
+]
+StatusCode = Annotated[
+    int, Field(ge=100, le=599), Says("must be a status code from 100 to 599, or a list of them"),
+]
+
+
+class Request(Section):
+    """The request to make and what the answer must be. The whole run, redirects
+    included, is bounded by the check's timeout."""
+
+    url: Url = Field(description="the http:// or https:// address to request")
+    method: Annotated[
+        str, StringConstraints(pattern=_TOKEN_PATTERN), EnvAlternative(),
+        Says("must be an HTTP method name such as GET, HEAD or POST"),
+    ] = Field("GET", description="the request method")
+    headers: Annotated[
+        dict[HeaderName, HeaderValue] | None, Says("must be a mapping of Header-Name: value"),
+    ] = Field(None, description="request header fields (Header-Name: value)")
+    body: Annotated[str, Says("must be a string (use json: to send structured data)")] = Field(
+        None, description="the request body, as text")
+    json_body: Annotated[Any, AfterValidator(_json_value)] = Field(
+        None, alias="json", description="a request body sent as JSON (with Content-Type: "
+        "application/json unless headers set one); not with body")
+    verify_tls: Flag = Field(True, description="check the server's certificate")
+    ca_file: Annotated[
+        str | None, StringConstraints(min_length=1), AfterValidator(_ca_file),
+        Says("must be the path of a PEM CA bundle"),
+    ] = Field(None, description="a PEM CA bundle to trust instead of the system's; relative "
+              "to this file")
+    follow_redirects: Flag = Field(True, description="follow up to 5 redirects")
+    expect_status: one_or_many(
+        StatusCode, Says("must be a status code from 100 to 599, or a list of them",
+                         too_short="must list at least one status code"), min_length=1,
+    ) | None = Field(None, description="the status codes that pass", json_schema_extra={
+        DOC_DEFAULT: "any 2xx"})
+    body_contains: Annotated[
+        ScalarText, StringConstraints(min_length=1), Says("must be a non-empty string"),
+    ] | None = Field(None, description="text the body must contain")
+    body_regex: Annotated[
+        str, StringConstraints(min_length=1), AfterValidator(_regex),
+        Says("must be a non-empty regular expression string"),
+    ] | None = Field(None, description="a regular expression the body must match")
+    max_response_time: ShortDuration | None = Field(
+        None, description="a slower answer fails the check")
+    cert_min_days: Annotated[
+        int, Field(ge=0),
+        Says("must be a whole number of days, 0 or more", greater_than_equal="must be 0 or more"),
+    ] | None = Field(None, description="fail when the server's certificate expires sooner "
+                     "(https:// only)")
+
+    @classmethod
+    def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
+        if "body" in data and "json" in data:
+            yield ("json",), "use either body or json, not both"
+        ca_file = data.get("ca_file")
+        if isinstance(ca_file, str) and ca_file and data.get("verify_tls") is False:
+            yield ("ca_file",), "has no effect with verify_tls: false; remove one of them"
+        days = data.get("cert_min_days")
+        if isinstance(days, int) and not isinstance(days, bool) and days >= 0 \
+                and _plain_http(data.get("url")):
+            yield ("cert_min_days",), "needs an https:// url (there is no certificate on http://)"
+
+
+class Options(Section):
+    """One HTTP request per run, on the event loop (thousands cost sockets, not threads)."""
+
+    http: Annotated[Request, Says("must be a mapping with at least `url: https://...`")] = Field(
+        description="the request and what its answer must be")
+
+
+KEYS = frozenset(Options.model_fields)
+OPTIONS = frozenset(field.alias or name for name, field in Request.model_fields.items())
+
+
+def build(options: Options, base_dir: str) -> HttpProbe:
+    """The probe, from validated options: request bytes and TLS context made once."""
+    spec = options.http
+    problems: list[tuple[str, str]] = []
+    target = spec.url.target if isinstance(spec.url, _Url) else _Target.from_url(spec.url)
+    headers = list((spec.headers or {}).items())
+    body: bytes | None = None
+    if spec.body is not None:
+        body = spec.body.encode("utf-8")
+    elif "json_body" in spec.model_fields_set:
+        body = _json_dumps(spec.json_body)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+    ca_path = None
+    if spec.ca_file is not None:
+        ca_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(spec.ca_file)))
+        if not os.path.isfile(ca_path):
+            problems.append(("http.ca_file", f"file not found: {ca_path}"))
+            ca_path = None
+    context = None
+    if target.tls or ca_path is not None:  # only redirects can use it: make sure it loads now
+        try:
+            loaded = tls_context(spec.verify_tls, ca_path)
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(("http.ca_file", f"cannot load CA bundle {ca_path}: {exc}"))
         else:
-            codes.append(item)
-    return frozenset(codes), ", ".join(str(c) for c in sorted(set(codes)))
+            context = loaded if target.tls else None
+    if problems:
+        raise OptionError(problems)
+    expect = None if spec.expect_status is None else frozenset(spec.expect_status)
+    expect_text = "2xx" if expect is None else ", ".join(str(c) for c in sorted(expect))
+    return HttpProbe(
+        url=str(spec.url),
+        first=_Hop(target, spec.method.upper(), headers, body, context),
+        follow=spec.follow_redirects,
+        verify=spec.verify_tls,
+        ca_path=ca_path,
+        expect=expect,
+        expect_text=expect_text,
+        contains=spec.body_contains,
+        regex=None if spec.body_regex is None else re.compile(spec.body_regex),
+        max_time=spec.max_response_time,
+        cert_min_days=spec.cert_min_days,
+    )
+
+
+def parse(options: dict[str, Any], base_dir: str) -> HttpProbe:
+    """Validate the check's `http:` mapping and build the probe; OptionError lists every
+    problem."""
+    return build(validate(Options, options, base_dir), base_dir)
 
 
 def _json_dumps(value: Any) -> bytes:

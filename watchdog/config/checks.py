@@ -1,0 +1,245 @@
+"""Checks: each item of a `checks:` list becomes a Check, or located errors.
+
+A check's keys are CheckFields (name, settings, incident_key) plus the keys of exactly one
+probe kind; the kind's module validates its keys (`Options`) and builds the probe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from watchdog.config.errors import did_you_mean
+from watchdog.config.models import CheckFields, CheckSettings, Name
+from watchdog.config.report import SourceFile, line_of
+from watchdog.config.result import default_incident_key
+from watchdog.config.values import Abort
+from watchdog.config.yamlfile import locate
+from watchdog.model import Check
+from watchdog.probes.base import OptionError
+
+CHECK_KEYS = tuple(CheckFields.model_fields)
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    key: ({} if key == "details" else field.default)
+    for key, field in CheckSettings.model_fields.items()
+}
+_SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+_NAME = TypeAdapter(Name)
+# json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
+# must stay byte-for-byte what they were (the store compares them across versions)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
+
+
+class CheckReader:
+    """The part of a load that reads checks; the Loader provides files and values."""
+
+    def __init__(self, kinds: Mapping[str, Any]):
+        self.kinds = kinds
+        self.key_owner: dict[str, str] = {}
+        for kind, module in kinds.items():
+            for key in sorted(getattr(module, "KEYS", ()) or (kind,)):
+                self.key_owner.setdefault(key, kind)
+        self.key_owner.update({kind: kind for kind in kinds})
+        self.check_keys = CHECK_KEYS + tuple(k for k in self.key_owner if k not in CHECK_KEYS)
+        self.defaults: dict[str, Any] = dict(BUILTIN_DEFAULTS)
+        self.source = ""
+        self.checks: list[Check] = []
+        self.names: dict[str, str] = {}
+        self.incident_keys: dict[str, str] = {}
+        self.slow_timeouts: list[str] = []
+
+    def defaults_note(self, loc: tuple) -> str:
+        """A word for an unknown key under `defaults:` that a check could have."""
+        if loc[:1] == ("defaults",) and loc[-1] in self.check_keys:
+            return " (it is per check, not a default)"
+        return ""
+
+    def read_defaults(self, defaults: CheckSettings | None) -> None:
+        """The validated `defaults:` over the models' own defaults (what it sets only)."""
+        if defaults is not None:
+            for key in defaults.model_fields_set:
+                self.defaults[key] = _setting(key, getattr(defaults, key))
+
+    def warn_slow_timeouts(self) -> None:
+        if self.slow_timeouts:  # one warning, not one per check: defaults often cause it
+            names = ", ".join(self.slow_timeouts[:3])
+            count = len(self.slow_timeouts)
+            more = f" and {count - 3} more" if count > 3 else ""
+            self.report.warnings.append(
+                f"timeout is not shorter than interval for {names}{more}: a probe that hangs to "
+                "its timeout skips its next run (counted as skipped) — make timeout shorter"
+            )
+
+    def read_checks(self, file: SourceFile, key_node: Node, node: Node) -> None:
+        try:
+            self.values.visit(file, node)
+            if self.values.is_null(node):
+                return
+            if not isinstance(node, SequenceNode):
+                self.report.error(file, key_node, ("checks",), "must be a list of checks (each "
+                                  "item starts with '- name: ...')")
+                return
+            for index, item in enumerate(node.value):
+                self.read_check(file, item, index)
+        except Abort:
+            return
+
+    def read_check(self, file: SourceFile, node: Node, index: int) -> None:
+        """One item of `checks:`: its keys routed to CheckFields or its kind's Options, both
+        validated (every error recorded), the probe built, the Check added."""
+        path: tuple = ("checks", index)
+        self.values.visit(file, node)
+        if not isinstance(node, MappingNode):
+            self.report.error(file, node, path, "each check must be a mapping with a name and "
+                              f"a probe kind ({' or '.join(k + ':' for k in self.kinds)})")
+            return
+        pairs = self.values.pairs(file, node, path)
+        values: dict[str, Any] = {}
+        for key, (key_node, value_node) in pairs.items():
+            if key not in self.key_owner and key not in CHECK_KEYS:
+                self.report.error(file, key_node, path + (key,), f"unknown key {key!r} — "
+                                  f"{did_you_mean(key, self.check_keys)}")
+                continue
+            values[key] = self.values.value(file, value_node, path + (key,))
+        kind, kind_ok = self.kind_of(file, node, pairs, path)
+        common = {key: value for key, value in values.items() if key in CHECK_KEYS}
+        fields = self.validate(CheckFields, common, file, node, path)
+        name = self.claim_name(file, node, path, common.get("name"), fields is not None)
+        if kind is None:
+            return
+        module = self.kinds[kind]
+        options = {k: values[k] for k in module.KEYS if k in values}
+        valid = self.validate(module.Options, options, file, node, path)
+        if valid is None:
+            return
+        if fields is None or name is None or not kind_ok:
+            self.build_probe(file, node, pairs, path, kind, valid)  # for its errors: all at once
+            return
+        settings = self.settings_of(fields)
+        incident_key = fields.incident_key or default_incident_key(self.source, name)
+        # fingerprint before build(): a probe may consume what it is given
+        fingerprint = _fingerprint(name, kind, options, file.folder, self.source,
+                                   incident_key, settings)
+        probe = self.build_probe(file, node, pairs, path, kind, valid)
+        if probe is None:
+            return
+        if fields.incident_key is not None:
+            other = self.incident_keys.setdefault(incident_key, name)
+            if other != name:
+                self.report.warn(file, pairs["incident_key"][0], path + ("incident_key",),
+                                 f"check {other!r} uses the same incident key — one check "
+                                 "passing resolves the other's incident")
+        origin = f"{file.display}:{line_of(node)}"
+        if settings["timeout"] >= settings["interval"]:
+            self.slow_timeouts.append(f"{name} ({origin})")
+        self.checks.append(Check(
+            name=name, kind=kind, probe=probe, interval=settings["interval"],
+            timeout=settings["timeout"], fail_after=settings["fail_after"],
+            recover_after=settings["recover_after"], retry_interval=settings["retry_interval"],
+            severity=settings["severity"], incident_key=incident_key,
+            details=dict(settings["details"]), source=self.source, fingerprint=fingerprint,
+            origin=origin,
+        ))
+
+    def kind_of(self, file: SourceFile, node: Node, pairs: dict, path: tuple
+                ) -> tuple[str | None, bool]:
+        """(the check's probe kind, whether its keys agree); kind None when it has none or
+        several. Every problem is recorded."""
+        present = [k for k in self.kinds if k in pairs]
+        if not present:
+            loose = [k for k in pairs if k in self.key_owner]
+            hint = f" ({loose[0]!r} belongs to {self.key_owner[loose[0]]}:)" if loose else ""
+            self.report.error(file, node, path, "no probe kind: add one of "
+                              f"{', '.join(k + ':' for k in self.kinds)}{hint}")
+            return None, False
+        if len(present) > 1:
+            self.report.error(file, pairs[present[1]][0], path + (present[1],), "a check has "
+                              f"exactly one probe kind, this one has {' and '.join(present)} — "
+                              "split it into two checks")
+            return None, False
+        kind = present[0]
+        ok = True
+        for key in pairs:
+            owner = self.key_owner.get(key)
+            if owner is not None and owner != kind:
+                self.report.error(file, pairs[key][0], path + (key,), f"{key!r} belongs to the "
+                                  f"{owner} probe kind, this check is {kind}")
+                ok = False
+        return kind, ok
+
+    def claim_name(self, file: SourceFile, node: Node, path: tuple, name: Any,
+                   valid: bool) -> str | None:
+        """The check's name, if valid and not taken; a duplicate is an error."""
+        if not valid and not _valid_name(name):
+            return None
+        if name in self.names:
+            self.report.error(file, locate(node, ("name",)), path + ("name",), "duplicate check "
+                              f"name {name!r} — also defined at {self.names[name]}; names must be "
+                              "unique across all files")
+            return None
+        self.names[name] = f"{file.display}:{line_of(node)}"
+        return name
+
+    def settings_of(self, fields: Any) -> dict[str, Any]:
+        """The check's settings: its own over the defaults (details merged key by key)."""
+        settings = dict(self.defaults)
+        for key in fields.model_fields_set:
+            if key in settings:
+                value = _setting(key, getattr(fields, key))
+                settings[key] = {**self.defaults["details"], **value} if key == "details" \
+                    else value
+        return settings
+
+    def build_probe(self, file: SourceFile, node: Node, pairs: dict, path: tuple, kind: str,
+                    options: Any) -> Any:
+        """The kind's probe from its validated options; None (errors recorded) if it
+        refuses them (say, a CA bundle that does not load)."""
+        module = self.kinds[kind]
+        try:
+            return module.build(options, file.folder)
+        except OptionError as exc:
+            for subpath, message in exc.problems or [(kind, str(exc) or "invalid options")]:
+                parts = split_subpath(str(subpath))
+                self.report.error(file, locate(node, parts), path + tuple(parts), str(message))
+        except Exception as exc:  # a probe module bug must not become a traceback
+            self.report.error(file, pairs[kind][0], path + (kind,), f"the {kind} probe could "
+                              f"not read these options: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _setting(key: str, value: Any) -> Any:
+    return {} if key == "details" and value is None else value
+
+
+def _valid_name(name: Any) -> bool:
+    try:
+        _NAME.validate_python(name)
+    except ValidationError:
+        return False
+    return True
+
+
+def _fingerprint(name: str, kind: str, options: dict, base_dir: str, source: str,
+                 incident_key: str, settings: dict) -> str:
+    """SHA-256 of the check's effective definition, as written after ${VAR} expansion."""
+    definition = {
+        "name": name,
+        "kind": kind,
+        "options": options,
+        "base_dir": base_dir,
+        "source": source,
+        "incident_key": incident_key,
+        **settings,
+    }
+    return hashlib.sha256(_CANONICAL.encode(definition).encode()).hexdigest()
+
+
+def split_subpath(subpath: str) -> list[Any]:
+    """"http.headers[0].name" -> ["http", "headers", 0, "name"]."""
+    return [int(index) if index else key for index, key in _SUBPATH.findall(subpath)]
