@@ -16,7 +16,8 @@ from watchdog.config import schema
 
 SCHEMA_PATH = ROOT / schema.SCHEMA_FILE
 DOCS_PATH = ROOT / "docs" / "configuration.md"
-SHIPPED = [str(ROOT / "watchdog.example.yaml"), *sorted(glob.glob(str(ROOT / "checks/*.yaml")))]
+SHIPPED = [str(ROOT / "watchdog.example.yaml"), *sorted(glob.glob(str(ROOT / "checks/*.yaml"))),
+           *sorted(glob.glob(str(ROOT / "checks/*.yaml.example")))]  # enabled by renaming
 
 
 class _Yaml(yaml.SafeLoader):
