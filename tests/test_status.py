@@ -113,3 +113,21 @@ def test_dry_run_deliveries_are_counted_apart_from_what_pagerduty_got(tmp_path):
         assert "sent 1 trigger, 0 resolves; a dry run logged 1 trigger, 0 resolves (not sent)" \
             in table
         assert len(pd.requests) == 1
+
+
+def test_a_check_changed_by_a_reload_is_pending_until_it_runs_again(tmp_path):
+    import signal
+
+    config = tmp_path / "watchdog.yaml"
+    body = ("state_dir: ./state\n"
+            "checks:\n  - name: slowly\n    command: \"{command}\"\n    interval: {interval}\n")
+    config.write_text(body.format(command="true", interval="100ms"))
+    with Watchdog(config) as proc:
+        proc.wait_started()
+        wait_for(lambda: rows(config)["slowly"]["state"] == "ok", what="a first run")
+        config.write_text(body.format(command="true --changed", interval="1d"))
+        proc.signal(signal.SIGHUP)
+        proc.wait_log("check slowly: definition changed")
+        wait_for(lambda: rows(config)["slowly"]["state"] == "pending", what="pending again")
+        assert rows(config)["slowly"]["last_result"]["ok"]  # its last result is still shown
+        assert proc.stop() == 0

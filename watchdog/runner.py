@@ -73,6 +73,7 @@ class Runner:
         self._skipped_shown: dict[str, tuple[int, int]] = {}
         # Checks with no result since this start or since their definition changed: "pending".
         self.pending: dict[str, float] = {}  # name -> when (wall clock) it became pending
+        self._started_at = time.time()
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.recorder = Recorder(self.store, self.sender)
         self.runtime = RuntimeFile(self.store.state_dir)
@@ -103,7 +104,8 @@ class Runner:
             name: Known(row.fingerprint, row.incident_key, row.state)
             for name, row in stored.items()
         }
-        self._apply(self.config, known)
+        self._started_at = time.time()
+        self._apply(self.config, known, since=self._started_at)
         self._resync_delivery()
         self.sender.start()
         self.scheduler.set_checks(self.config.checks)
@@ -284,7 +286,12 @@ class Runner:
             "degraded_for": self.recorder.degraded_for(),
             "dry_run": self._dry_run_reason(),
             "held": self.recorder.held,
-            "pending": dict(self.pending),
+            # What `status` needs to tell "pending" from the file's last_at, kept small: the
+            # start (every check is pending until its first result since), and the checks a
+            # reload changed that have not run since (a 5,000-name list would not fit).
+            "started_at": self._started_at,
+            "changed": {name: since for name, since in self.pending.items()
+                        if since > self._started_at},
             "checks": self.recorder.held_states(),
         }
 
@@ -372,7 +379,8 @@ class Runner:
                  plural(len(config.files), "file"))
         return True
 
-    def _apply(self, config: Config, known: dict[str, Known] | None = None) -> None:
+    def _apply(self, config: Config, known: dict[str, Known] | None = None, *,
+               since: float | None = None) -> None:
         """Reconcile and install a config in one hold of the lock, so that no probe result
         lands between reading the states and writing them back (it would be lost)."""
         now = time.time()
@@ -418,7 +426,7 @@ class Runner:
                 if name in plan.changed and known:
                     log.info("check %s: definition changed", name)
                 if name in plan.changed or name not in self.checks:
-                    self.pending[name] = now
+                    self.pending[name] = now if since is None else since
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state

@@ -73,7 +73,9 @@ def _row(name: str, check: Check | None, row: StoredCheck | None, live: dict | N
             last_result = {"ok": kept.get("ok"), "summary": kept["summary"]}
             last_at = kept.get("at")
     # runtime.json is up to a second older than the file: a result since counts as a run
-    since = ((live or {}).get("pending") or {}).get(name)
+    since = None
+    if live is not None:
+        since = ((live.get("changed") or {}).get(name)) or live.get("started_at")
     not_run = last_result is None or (since is not None and (last_at or 0) < since)
     entry.update(
         state=PENDING if not_run and not state.triggered else describe(state, policy),
@@ -101,7 +103,7 @@ def _runner(live: dict[str, Any] | None) -> dict[str, Any]:
         "degraded_for": live.get("degraded_for"),
         "dry_run": live.get("dry_run"),
         "unrecorded_changes": live.get("held", 0),
-        "pending": len(live.get("pending") or ()),
+        "started_at": live.get("started_at"),
     }
 
 
