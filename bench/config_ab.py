@@ -7,7 +7,8 @@ Measures, alternating old and new so that the machine's drift hits both alike:
     including 10 files), wall time with Python's start-up;
   * `pd-watchdog run --dry-run` with 5,000 checks: wall time from exec to its "started:"
     line, and the process's peak RSS (VmHWM) at that moment.
-The old code is a `git worktree` of --old in a temporary folder, run by this venv's Python
+Both trees are byte-compiled first, as an install would be. The old code is a
+`git worktree` of --old in a temporary folder, run by this venv's Python
 from that folder with PYTHONPATH pointing at it (so it comes before this tree's editable
 install; its dependencies are a subset of ours). Loopback only: the
 checks point at a closed port, no PagerDuty is contacted (dry-run).
@@ -120,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trees = {"old": old_tree, "new": ROOT}
         for label, tree in trees.items():
+            # as installed: bytecode compiled once (pip does it), not recompiled per start
+            # when PYTHONDONTWRITEBYTECODE keeps a checkout without fresh .pyc files
+            subprocess.run([PYTHON, "-m", "compileall", "-q", str(tree / "watchdog")],
+                           env={**env_for(tree), "PYTHONDONTWRITEBYTECODE": ""}, check=True)
             print(f"{label}: {which_code(tree)}", flush=True)
         inputs = {
             "validate_one_file": config(work / "v1", args.validate_checks),
