@@ -19,7 +19,6 @@ MAX_FUNCTION_LINES = 60
 # are merged (test_pending_files_still_need_the_exemption says when an entry is no longer
 # needed).
 PENDING = {
-    "watchdog/store.py",
     "watchdog/runner.py",
     "watchdog/scheduler.py",
     "watchdog/httpserve.py",
