@@ -68,6 +68,32 @@ def _timestamp(value: datetime | str | None) -> str | None:
     )
 
 
+def _v2_payload(
+    summary: str | None,
+    source: str,
+    severity: str,
+    *,
+    timestamp: datetime | str | None,
+    component: str | None,
+    group: str | None,
+    event_class: str | None,
+    details: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """An Events API v2 trigger's payload; a severity PagerDuty does not know is refused."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+    return _drop_none({
+        "summary": summary,
+        "source": source,
+        "severity": severity,
+        "timestamp": _timestamp(timestamp),
+        "component": component,
+        "group": group,
+        "class": event_class,
+        "custom_details": details,
+    })
+
+
 class Alert(Resource):
     """An interface for interacting with PagerDuty alerts.
 
@@ -164,24 +190,16 @@ class Alert(Resource):
                 "client_url": client_url,
             }
         else:
-            severity = self.severity if severity is None else severity
-            if severity not in SEVERITIES:
-                raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
-            payload = {
-                "summary": summary,
-                "source": source or self.source,
-                "severity": severity,
-                "timestamp": _timestamp(timestamp),
-                "component": component,
-                "group": group,
-                "class": event_class,
-                "custom_details": details,
-            }
+            payload = _v2_payload(
+                summary, source or self.source, self.severity if severity is None else severity,
+                timestamp=timestamp, component=component, group=group, event_class=event_class,
+                details=details,
+            )
             event = {
                 "routing_key": self._service_key,
                 "event_action": "trigger",
                 "dedup_key": key,
-                "payload": _drop_none(payload),
+                "payload": payload,
                 "client": client,
                 "client_url": client_url,
                 "links": links,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from watchdog.probes import command
 from watchdog.probes.base import OptionError
+from watchdog.probes.command import collect
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -207,7 +208,7 @@ def test_grandchild_holding_pipe_does_not_hang(
     plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pidfd: bool
 ) -> None:
     if not pidfd:
-        monkeypatch.setattr(command, "_HAVE_PIDFD", False)
+        monkeypatch.setattr(collect, "_HAVE_PIDFD", False)
     pidfile = tmp_path / "daemon.pid"
     path = plugin('sleep 30 &\necho $! > "$1"\necho "OK - started the daemon"\n')
     start = time.monotonic()

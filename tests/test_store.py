@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.model import CheckState, Event, ProbeResult
-from watchdog.store import SCHEMA_VERSION, Store, StoreError, StoreLocked
+from watchdog.store import SCHEMA_VERSION, Store, StoreError, StoreLocked, schema
 
 DOWN = CheckState(failures=3, triggered=True, severity="critical")
 UP = CheckState(passes=2)
@@ -28,6 +28,22 @@ def trigger(key: str = "web/http", summary: str = "web down") -> Event:
 
 def resolve(key: str = "web/http") -> Event:
     return Event("resolve", key, "web", "web up", "critical", "host1")
+
+
+# The tables of schema version 1, as the first release wrote them.
+V1_TABLES = (
+    "CREATE TABLE checks (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, incident_key "
+    "TEXT NOT NULL, state TEXT NOT NULL, last_result TEXT, last_at REAL, triggered_since "
+    "REAL);"
+    "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, lane_hash INTEGER NOT NULL,"
+    " action TEXT NOT NULL, incident_key TEXT NOT NULL, event TEXT NOT NULL, created_at "
+    "REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+    "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, event TEXT NOT NULL, created_at REAL"
+    " NOT NULL, failed_at REAL NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL "
+    "DEFAULT 0);"
+    "CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+)
 
 
 @pytest.fixture
@@ -54,18 +70,8 @@ def test_a_version_1_state_file_is_migrated_in_place(tmp_path: Path) -> None:
     state_dir.mkdir()
     conn = sqlite3.connect(state_dir / "state.db")
     conn.executescript(
-        "CREATE TABLE checks (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, incident_key "
-        "TEXT NOT NULL, state TEXT NOT NULL, last_result TEXT, last_at REAL, triggered_since "
-        "REAL);"
-        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, lane_hash INTEGER NOT NULL,"
-        " action TEXT NOT NULL, incident_key TEXT NOT NULL, event TEXT NOT NULL, created_at "
-        "REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
-        "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, event TEXT NOT NULL, created_at REAL"
-        " NOT NULL, failed_at REAL NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL "
-        "DEFAULT 0);"
-        "CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
-        "INSERT INTO checks VALUES ('web', 'fp', 'key', "
+        V1_TABLES
+        + "INSERT INTO checks VALUES ('web', 'fp', 'key', "
         "'{\"failures\": 3, \"triggered\": true, \"severity\": \"critical\"}', NULL, 5.0, 5.0);"
         "PRAGMA user_version=1;"
     )
@@ -75,6 +81,33 @@ def test_a_version_1_state_file_is_migrated_in_place(tmp_path: Path) -> None:
         assert row.state.triggered and row.triggered_since == 5.0 and row.failing_since is None
         store.record("web", "fp", "key", CheckState(failures=4, triggered=True), None, 9.0, [])
         assert store.load_checks()["web"].failing_since == 9.0
+
+
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(path)
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    tables = {name: conn.execute(f"PRAGMA table_info({name})").fetchall() for name in names}
+    conn.close()
+    return tables
+
+
+def test_a_migrated_state_file_has_the_tables_of_a_new_one(tmp_path: Path) -> None:
+    """Both run the steps of schema.VERSIONS, so an upgrade never lacks what a new file has."""
+    Store(str(tmp_path / "new")).close()
+    (tmp_path / "old").mkdir()
+    conn = sqlite3.connect(tmp_path / "old" / "state.db")
+    conn.executescript(V1_TABLES + "PRAGMA user_version=1;")
+    conn.close()
+    Store(str(tmp_path / "old")).close()
+    new, old = _tables(tmp_path / "new" / "state.db"), _tables(tmp_path / "old" / "state.db")
+    assert new == old and "failing_since" in [column[1] for column in new["checks"]]
+
+
+def test_schema_versions_run_from_1_without_gaps() -> None:
+    """A new version is the next number (steps_after walks every number up to the newest)."""
+    assert sorted(schema.VERSIONS) == list(range(1, SCHEMA_VERSION + 1))
+    assert schema.steps_after(SCHEMA_VERSION) == []
+    assert schema.steps_after(1) == list(schema.VERSIONS[2])
 
 
 def test_record_round_trip_survives_reopen(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ and every attempt takes a slot from its routing key's Pacer (watchdog/pacer.py),
 backlog drains at PagerDuty's rate limit instead of earning 429s.
 
 All waiting happens on these threads: probes only write to the store and call wake().
+What the lanes share (their wake-ups, recoveries, stop, the budgets) is in watchdog/lanes.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pagerduty_api._transport import backoff_delay
@@ -33,6 +33,7 @@ from pagerduty_api.retry import is_retryable, is_throttle
 from watchdog import memqueue
 from watchdog.dryrun import LoggingAlert
 from watchdog.events_api import describe_error, send_event
+from watchdog.lanes import Lane, LaneSignals, Pacers
 from watchdog.memqueue import MemoryItem, MemoryQueue
 from watchdog.model import TRIGGER, Event
 from watchdog.pacer import Pace, Pacer
@@ -63,21 +64,6 @@ DEAD_LETTER = "dead_letter"
 DRY_RUN = "dry_run"
 _REREAD = "reread"  # newer events were recorded: read the outbox again before sending on
 _STOP = "stop"
-
-
-class _Stopped(Exception):
-    """The lane was told to stop while it waited; its event stays in the outbox."""
-
-
-@dataclass
-class _Lane:
-    """What one lane remembers between outbox reads."""
-
-    index: int
-    streak: int = 0  # attempts failed in a row; 0 again after an accept or a shared recovery
-    retry_id: int | None = None  # the outbox item whose backoff is running
-    retry_at: float = 0.0  # monotonic instant its next attempt is due
-    recoveries: int = 0  # Sender._recoveries when that backoff began
 
 
 class Sender:
@@ -114,14 +100,9 @@ class Sender:
         self.resolve_backoff_max = resolve_backoff_max
         self.pace = pace
         self.on_result = on_result
-        self._cv = threading.Condition()  # every wait of every lane; notified on any news
-        self._woken = [False] * lanes  # set by wake(), cleared by the lane before it reads
-        self._recoveries = 0  # bumped when an event is accepted after failures
-        self._pacers: dict[str, Pacer] = {}
-        self._pacers_lock = threading.Lock()
+        self._signals = LaneSignals(lanes)
+        self._pacers = Pacers(pace)
         self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._deadline: float | None = None  # monotonic; set by stop()
         self._random = rng or random.Random()
         self.settle_retry = settle_retry
         self.memory = MemoryQueue()  # events of changes the store could not take
@@ -156,9 +137,7 @@ class Sender:
     def wake(self) -> None:
         """New events were recorded: have lanes look at the outbox now (a trigger may go
         ahead of resolves a lane is waiting to send)."""
-        with self._cv:
-            self._woken[:] = [True] * self.lanes
-            self._cv.notify_all()
+        self._signals.wake()
 
     def stop(self, flush_timeout: float = 5.0) -> int:
         """Stop: lanes keep draining for at most flush_timeout s, then quit; returns pending.
@@ -166,11 +145,9 @@ class Sender:
         A lane waiting out a backoff stops at once (its event stays queued, it would likely
         fail again). Never blocks much longer than flush_timeout, even if a request hangs.
         """
-        self._deadline = time.monotonic() + max(0.0, flush_timeout)
-        self._stopping.set()
-        self.wake()
+        self._signals.stop(flush_timeout)
         for thread in self._threads:
-            thread.join(timeout=max(0.0, self._deadline - time.monotonic()))
+            thread.join(timeout=self._signals.time_left())
         return self.pending_count()
 
     @property
@@ -192,11 +169,10 @@ class Sender:
 
     def _run_lane(self, index: int) -> None:
         """One lane's loop; it never dies of an exception, only of stop()."""
-        lane = _Lane(index)
+        lane = Lane(index)
         failures = 0
-        while not self._out_of_time():
-            with self._cv:
-                self._woken[index] = False  # before reading: a record() after it still wakes us
+        while not self._signals.out_of_time():
+            self._signals.clear(index)  # before reading: a record() after it still wakes us
             if self.settlement:
                 self.settlement.settle()
             items, read_failed = self._read_lane(index)
@@ -204,15 +180,14 @@ class Sender:
             try:
                 if not self._next(lane, items, read_failed, failures):
                     return
-            except _Stopped:
-                return
             except Exception:  # a bug here must not silence a lane for the process lifetime
                 failures += 1
                 logger.exception("sender lane %d: unexpected error; carrying on", index)
-                if not self._pause(self._backoff(failures, None, self.trigger_backoff_max)):
+                delay = self._backoff(failures, None, self.trigger_backoff_max)
+                if not self._signals.pause(delay):
                     return
 
-    def _next(self, lane: _Lane, items: list[OutboxItem], read_failed: bool,
+    def _next(self, lane: Lane, items: list[OutboxItem], read_failed: bool,
               failures: int) -> bool:
         """Send what the lane has next: stored events, else those kept in memory (they are
         newer than any stored event of their key; and when the outbox cannot even be read, a
@@ -223,11 +198,11 @@ class Sender:
         if held is not None:
             return self._deliver_from_memory(lane, held)
         if read_failed:
-            return self._pause(self._backoff(failures, None, self.trigger_backoff_max))
-        if self._stopping.is_set():
+            return self._signals.pause(self._backoff(failures, None, self.trigger_backoff_max))
+        if self._signals.stopping:
             return False
         idle = self.settle_retry if self.settlement else IDLE_POLL
-        self._wait(idle, lambda: self._woken[lane.index] or self._stopping.is_set())
+        self._signals.wait(idle, lambda: self._signals.woken(lane.index) or self._signals.stopping)
         return True
 
     def _read_lane(self, index: int) -> tuple[list[OutboxItem], bool]:
@@ -241,10 +216,10 @@ class Sender:
         self._read_trouble.clear("")
         return [item for item in items if item.id not in unsettled], False
 
-    def _drain(self, lane: _Lane, items: list[OutboxItem]) -> bool:
+    def _drain(self, lane: Lane, items: list[OutboxItem]) -> bool:
         """Send items in order until one fails or newer events arrive; False means stop."""
         for item in items:
-            if self._out_of_time():
+            if self._signals.out_of_time():
                 return False
             if item.id == lane.retry_id:
                 if not self._wait_backoff(lane):
@@ -254,34 +229,30 @@ class Sender:
             outcome = self._attempt(lane, item)
             if outcome == _STOP:
                 return False
-            if outcome in (RETRY, _REREAD) or self._woken[lane.index]:
+            if outcome in (RETRY, _REREAD) or self._signals.woken(lane.index):
                 return True
         return True
 
-    def _wait_backoff(self, lane: _Lane) -> bool:
+    def _wait_backoff(self, lane: Lane) -> bool:
         """Wait until the lane's retry is due, others saw PagerDuty recover, or new events
         arrive; False means stop."""
-        delay = lane.retry_at - time.monotonic()
-        if delay > 0 and not self._stopping.is_set():
+        delay, signals = lane.retry_at - time.monotonic(), self._signals
+        if delay > 0 and not signals.stopping:
             began = lane.recoveries
-            self._wait(
-                delay,
-                lambda: (
-                    self._stopping.is_set() or self._recoveries != began or self._woken[lane.index]
-                ),
-            )
-        if self._stopping.is_set():
+            signals.wait(delay, lambda: (
+                signals.stopping or signals.recoveries != began or signals.woken(lane.index)))
+        if signals.stopping:
             return False
-        if self._recoveries != lane.recoveries:  # another lane got through: so may we
+        if signals.recoveries != lane.recoveries:  # another lane got through: so may we
             lane.streak, lane.retry_id = 0, None
         return True
 
-    def _attempt(self, lane: _Lane, item: OutboxItem) -> str:
+    def _attempt(self, lane: Lane, item: OutboxItem) -> str:
         """One paced attempt at one event: SENT, DEAD_LETTER, RETRY, _REREAD or _STOP."""
         event, alert = item.event, self.alert  # one alert for the whole attempt
-        pacer = self._pacer(alert)
+        pacer = self._pacers.of(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
-            return _STOP if self._out_of_time() else _REREAD
+            return _STOP if self._signals.out_of_time() else _REREAD
         try:
             send_event(alert, event)
         except Exception as exc:
@@ -294,15 +265,12 @@ class Sender:
             logger.error("dead letter %s: refused, never to be accepted: %s", what, reason)
             self._report(event, DEAD_LETTER)
             return DEAD_LETTER
-        if pacer is not None:
-            pacer.accepted()
         # Accepted. Until the store takes it out, a crash resends it (PagerDuty dedups by key);
         # settling keeps outbox order, so a resend never overtakes a later resolve.
         dry = isinstance(alert, LoggingAlert)
         self.settlement.settle(item.id, STORE_DRY_RUN if dry else STORE_SENT)
-        if lane.streak:
-            self._recovered(lane)
-        lane.streak, lane.retry_id = 0, None
+        self._accepted(lane, pacer)
+        lane.retry_id = None
         if dry:
             self._report(event, DRY_RUN)  # logged by LoggingAlert; nothing was sent
             return SENT
@@ -310,14 +278,14 @@ class Sender:
         self._report(event, SENT)
         return SENT
 
-    def _deliver_from_memory(self, lane: _Lane, held: MemoryItem) -> bool:
+    def _deliver_from_memory(self, lane: Lane, held: MemoryItem) -> bool:
         """One paced attempt at an event kept in memory; its fate stays on the item (the
         recorder writes it with its change). False means stop."""
         event, alert = held.event, self.alert  # one alert for the whole attempt
-        pacer = self._pacer(alert)
+        pacer = self._pacers.of(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
             self.memory.put_back(held)
-            return not self._out_of_time()
+            return not self._signals.out_of_time()
         try:
             send_event(alert, event)
         except Exception as exc:
@@ -337,16 +305,12 @@ class Sender:
                            describe_error(alert, exc, invalid=False),
                            fmt_seconds(delay), held.attempts)
             self._report(event, RETRY)
-            began = self._recoveries
-            self._wait(delay, lambda: self._stopping.is_set() or self._recoveries != began)
-            return not self._stopping.is_set()
-        if pacer is not None:
-            pacer.accepted()
+            signals, began = self._signals, self._signals.recoveries
+            signals.wait(delay, lambda: signals.stopping or signals.recoveries != began)
+            return not signals.stopping
         dry = isinstance(alert, LoggingAlert)
         self.memory.settle(held, memqueue.DRY_RUN if dry else memqueue.SENT)
-        if lane.streak:
-            self._recovered(lane)
-        lane.streak = 0
+        self._accepted(lane, pacer)
         outcome = DRY_RUN if dry else SENT
         if outcome == SENT:
             logger.info("sent %s %s (from memory: the state store could not record it yet)",
@@ -354,20 +318,20 @@ class Sender:
         self._report(event, outcome)
         return True
 
-    def _take_slot(self, lane: _Lane, pacer: Pacer) -> bool:
+    def _take_slot(self, lane: Lane, pacer: Pacer) -> bool:
         """Wait for a slot in the routing key's budget; False: out of time, or new events
         arrived (the lane reads again, so a new trigger can have the slot)."""
-        while not self._out_of_time():
+        while not self._signals.out_of_time():
             wait = pacer.reserve()
             if wait <= 0:
                 return True
-            if self._woken[lane.index]:
+            if self._signals.woken(lane.index):
                 return False
-            self._wait(wait, lambda: self._woken[lane.index])
+            self._signals.wait(wait, lambda: self._signals.woken(lane.index))
         return False
 
     def _retry_later(
-        self, lane: _Lane, item: OutboxItem, exc: Exception, alert: Any, pacer: Pacer | None
+        self, lane: Lane, item: OutboxItem, exc: Exception, alert: Any, pacer: Pacer | None
     ) -> None:
         """Note a failed attempt and when to try again (the lane waits in _wait_backoff)."""
         event = item.event
@@ -387,7 +351,7 @@ class Sender:
         cap = self.trigger_backoff_max if event.action == TRIGGER else self.resolve_backoff_max
         delay = self._backoff(lane.streak, retry_after, cap)
         lane.retry_id, lane.retry_at = item.id, time.monotonic() + delay
-        lane.recoveries = self._recoveries
+        lane.recoveries = self._signals.recoveries
         what = f"{event.action} {event.incident_key} (id {item.id})"
         if not is_delivery_error(exc):
             logger.error("sender bug sending %s; treating it as retryable", what, exc_info=True)
@@ -395,26 +359,18 @@ class Sender:
                        fmt_seconds(delay), item.attempts + 1)
         self._report(event, RETRY)
 
-    def _recovered(self, lane: _Lane) -> None:
-        """An event got through after failures: lanes backing off retry now, from scratch."""
-        logger.info("sender lane %d: PagerDuty takes events again; all lanes retry now", lane.index)
-        with self._cv:
-            self._recoveries += 1
-            self._cv.notify_all()
+    def _accepted(self, lane: Lane, pacer: Pacer | None) -> None:
+        """PagerDuty took an event: one more in its key's budget, and after failures every
+        lane backing off retries now, from scratch."""
+        if pacer is not None:
+            pacer.accepted()
+        if lane.streak:
+            logger.info("sender lane %d: PagerDuty takes events again; all lanes retry now",
+                        lane.index)
+            self._signals.recovered()
+        lane.streak = 0
 
     # ------------------------------------------------------------------ helpers
-
-    def _pacer(self, alert: Any) -> Pacer | None:
-        """The budget of the alert's routing key (created on first use; a reload may change
-        the key), or None when unpaced."""
-        key = getattr(alert, "service_key", None)
-        if self.pace is None or not isinstance(key, str) or not key:
-            return None
-        with self._pacers_lock:
-            pacer = self._pacers.get(key)
-            if pacer is None:
-                pacer = self._pacers[key] = Pacer(self.pace)
-            return pacer
 
     def _note_failure(self, item_id: int, error: str) -> None:
         try:
@@ -436,22 +392,3 @@ class Sender:
             attempts - 1, self._random.uniform, base=self.backoff_base, cap=cap,
             retry_after=retry_after,
         )
-
-    def _wait(self, seconds: float, until: Callable[[], bool]) -> None:
-        """Wait up to seconds (never past stop()'s deadline) or until until() holds."""
-        deadline = self._deadline
-        if deadline is not None:
-            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
-        with self._cv:
-            self._cv.wait_for(until, timeout=seconds)
-
-    def _pause(self, delay: float) -> bool:
-        """Wait delay seconds unless stop() comes first; False means stop."""
-        if self._stopping.is_set():
-            return False
-        return not self._stopping.wait(delay)
-
-    def _out_of_time(self) -> bool:
-        deadline = self._deadline
-        return deadline is not None and time.monotonic() >= deadline
-

@@ -1,0 +1,236 @@
+"""`Store`: the store's public face, and what goes into each of its transactions.
+
+Each method here is one transaction (or one locked read) through the connection side
+(`SqliteFile`), made of statements from `tables`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from watchdog.model import CheckState, Event, ProbeResult
+from watchdog.store import tables
+from watchdog.store.records import DEAD, DRY_RUN, SENT, Deferred, OutboxItem, StoredCheck
+from watchdog.store.sqlite import SqliteFile
+
+
+class Store:
+    """SQLite-backed state and outbox for one state_dir."""
+
+    def __init__(self, state_dir: str, *, readonly: bool = False) -> None:
+        self._file = SqliteFile(state_dir, readonly=readonly)
+        self.state_dir = self._file.state_dir
+        self.path = self._file.path
+        self.readonly = readonly
+
+    @property
+    def warnings(self) -> list[str]:
+        """Permissions we could not narrow, for the runner to log."""
+        return self._file.warnings
+
+    # ------------------------------------------------------------------ locking
+
+    def lock(self) -> None:
+        """Take the state_dir for this process, or raise StoreLocked naming the holder's pid.
+
+        flock is released by the kernel when the process dies (even kill -9), so a stale lock
+        file never blocks a restart.
+        """
+        self._file.take_run_lock()
+
+    def relock(self) -> None:
+        """Take the lock again on a lock file that was deleted or replaced (else a second
+        runner could start on this state_dir beside us). Raises StoreLocked if one did."""
+        self._file.relock()
+
+    # ------------------------------------------------------------ file health
+
+    def file_problems(self) -> list[str]:
+        """What happened to our files since they were opened (deleted, replaced, read-only).
+
+        Cheap (a few stat calls): the runner asks every second."""
+        return self._file.file_problems()
+
+    def rebuild(self) -> None:
+        """Write the open database out again as a new file at its path, and use that.
+
+        For a state file deleted, replaced or made read-only under a running runner: the
+        open connection still reads everything (from the unlinked file, or through its open
+        descriptor), so nothing is lost. A file someone put in its place is moved aside, not
+        overwritten. Raises StoreError when the folder cannot take a new file.
+        """
+        self._file.rebuild()
+
+    # ------------------------------------------------------------------- checks
+
+    def load_checks(self) -> dict[str, StoredCheck]:
+        """Every remembered check by name, as the runner needs it after a restart."""
+        with self._locked("read checks"):
+            rows = tables.check_rows(self._db)
+        return tables.decode_checks(rows)
+
+    def record(
+        self,
+        name: str,
+        fingerprint: str,
+        incident_key: str,
+        state: CheckState,
+        result: ProbeResult | None,
+        at: float,
+        events: Sequence[Event],
+    ) -> list[int]:
+        """Save a check's new state and queue its events, atomically; returns the outbox ids."""
+        row = tables.check_row(name, fingerprint, incident_key, state, result, at)
+        with self._transaction("record check " + repr(name)) as db:
+            db.execute(tables.UPSERT_CHECK, row)
+            return self._append(db, events)
+
+    def record_results(self, rows: Sequence[tuple[str, ProbeResult, float]]) -> None:
+        """Save many checks' latest results, (name, result, at) each, in one transaction.
+
+        For results that changed no state, which the runner batches (one transaction a
+        second instead of one per probe): the stored state is already right, so only
+        last_result and last_at are written."""
+        if not rows:
+            return
+        with self._transaction(f"record {len(rows)} results") as db:
+            tables.update_results(db, rows)
+
+    def forget(self, name: str, events: Sequence[Event]) -> list[int]:
+        """Drop a removed check and queue its last events (its resolve), atomically."""
+        with self._transaction("forget check " + repr(name)) as db:
+            tables.delete_check(db, name)
+            return self._append(db, events)
+
+    def replay(self, changes: Sequence[Deferred]) -> None:
+        """Write state changes that were kept in memory, in their order, in one transaction."""
+        if not changes:
+            return
+        with self._transaction(f"record {len(changes)} changes kept in memory") as db:
+            for change in changes:
+                if change.state is None:
+                    tables.delete_check(db, change.name)
+                else:
+                    db.execute(tables.UPSERT_CHECK, tables.check_row(
+                        change.name, change.fingerprint, change.incident_key, change.state,
+                        change.result, change.at,
+                    ))
+                self._append(db, change.queue)
+                for action in change.sent:
+                    tables.count_sent(db, action)
+                for action in change.dry_run:
+                    tables.count_sent(db, action, DRY_RUN)
+                for event, reason in change.dead:
+                    (item_id,) = self._append(db, [event])
+                    tables.move_to_dead_letters(db, item_id, reason)
+
+    def get_meta(self, name: str) -> str | None:
+        """A small fact about this state (e.g. where events were last delivered)."""
+        with self._locked(f"read {name}"):
+            return tables.get_meta(self._db, name)
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._transaction(f"write {name}") as db:
+            tables.set_meta(db, name, value)
+
+    def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
+        """Queue events inside the caller's transaction (a separate method so tests can fail it)."""
+        return tables.append_events(db, events)
+
+    # ------------------------------------------------------------------- outbox
+
+    def pending(
+        self, limit: int = 100, *, lane: int | None = None, lanes: int = 1
+    ) -> list[OutboxItem]:
+        """The oldest queued events (by id), optionally only those whose key hashes to `lane`."""
+        sql, params = tables.pending_query(limit, lane, lanes)
+        with self._locked("read outbox"):
+            if lane is not None and lanes > 1:
+                self._file.ensure_lane_index(int(lanes))
+            rows = self._db.execute(sql, params).fetchall()
+        if rows and not self.readonly:
+            self._file.make_durable()
+        items = []
+        for row in rows:
+            try:
+                items.append(tables.outbox_item(row))
+            except (ValueError, TypeError) as exc:
+                # Written by a different version or damaged: park it rather than stall the lane.
+                self.dead_letter(row[0], f"undecodable outbox row: {exc}")
+        return items
+
+    def mark_sent(self, item_id: int) -> None:
+        """PagerDuty accepted it: drop it from the outbox and count it."""
+        self.settle([(item_id, SENT, None)])
+
+    def settle(self, outcomes: Sequence[tuple[int, str, str | None]]) -> None:
+        """Take delivered items out of the outbox in one transaction, in the order given:
+        (id, SENT, None) PagerDuty accepted, (id, DRY_RUN, None) a dry run logged (counted
+        apart: PagerDuty never saw it), (id, DEAD, reason) refused (a dead letter).
+
+        One transaction for several, so a sender that could not write for a while settles
+        what it delivered meanwhile all at once or not at all: a restart never re-sends an
+        older event of a key whose later event it has forgotten."""
+        with self._transaction(f"settle {len(outcomes)} outbox items") as db:
+            tables.settle(db, outcomes)
+
+    def note_failure(self, item_id: int, error: str) -> None:
+        """A delivery attempt failed and will be retried; remember how often and why."""
+        with self._transaction(f"note failure of outbox item {item_id}") as db:
+            tables.note_failure(db, item_id, error)
+
+    def dead_letter(self, item_id: int, reason: str) -> None:
+        """PagerDuty refused it for good: move it out of the outbox, keeping it for `status`."""
+        self.settle([(item_id, DEAD, reason)])
+
+    def outbox_stats(self, now: float) -> dict[str, Any]:
+        """Counts for `status` and metrics."""
+        with self._locked("read outbox stats"):
+            counts = tables.outbox_counts(self._db)
+        return tables.outbox_stats(now, *counts)
+
+    def dead_letters(self, limit: int | None = 50) -> list[dict[str, Any]]:
+        """The most recent dead letters first: id, event (dict), created_at, failed_at, reason."""
+        with self._locked("read dead letters"):
+            rows = tables.dead_letter_rows(self._db, limit)
+        return tables.decode_dead_letters(rows)
+
+    def requeue_dead_letters(self, ids: Sequence[int]) -> list[int]:
+        """Put dead letters back into the outbox at their old place, and return their ids.
+
+        An item keeps its id (outbox ids are never reused), so it goes out in its original
+        order relative to every other event of its key still queued."""
+        with self._transaction(f"re-queue {len(ids)} dead letters") as db:
+            return tables.requeue_dead_letters(db, ids)
+
+    def drop_dead_letters(self, ids: Sequence[int]) -> list[int]:
+        """Forget dead letters for good; returns the ids that were there."""
+        with self._transaction(f"drop {len(ids)} dead letters") as db:
+            return tables.drop_dead_letters(db, ids)
+
+    # -------------------------------------------------------------------- close
+
+    def close(self) -> None:
+        """Close the database and release the run lock. Safe to call twice."""
+        self._file.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._file.db
+
+    def _locked(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return self._file.locked(what)
+
+    def _transaction(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._file.transaction(what)
