@@ -153,6 +153,25 @@ def log_result(check: Check, before: CheckState, after: CheckState, policy: Poli
         )
 
 
+def log_removed(name: str, events: list[Event]) -> None:
+    """A reload removed the check; `events` resolve its open incident, if it had one."""
+    if events:
+        log.warning("check %s: removed while triggered; resolving %s", name,
+                    events[0].incident_key)
+    else:
+        log.info("check %s: removed", name)
+
+
+def log_reconciled(name: str, events: list[Event], *, changed: bool) -> None:
+    """A reload kept the check: `events` resolve its old incident keys; `changed`: its
+    definition changed."""
+    for event in events:
+        log.warning("check %s: incident key changed; resolving old key %s", name,
+                    event.incident_key)
+    if changed:
+        log.info("check %s: definition changed", name)
+
+
 def serve_metrics(metrics: Metrics, host: str, port: int,
                   healthy: Callable[[], tuple[bool, str]]) -> MetricsServer | None:
     """The /metrics and /healthz listener, started; None if it cannot listen (logged)."""

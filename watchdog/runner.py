@@ -31,6 +31,8 @@ from watchdog.reporting import (
     NO_KEY,
     Counts,
     Reporter,
+    log_reconciled,
+    log_removed,
     log_result,
     serve_metrics,
     start_heartbeat,
@@ -296,14 +298,7 @@ class Runner:
                 self.states.pop(name, None)
                 if self.metrics is not None:
                     self.metrics.forget(name)
-                if events:
-                    log.warning(
-                        "check %s: removed while triggered; resolving %s",
-                        name,
-                        events[0].incident_key,
-                    )
-                else:
-                    log.info("check %s: removed", name)
+                log_removed(name, events)
             for check in config.checks:
                 name = check.name
                 state = plan.states[name]
@@ -312,14 +307,7 @@ class Runner:
                     self.recorder.record(
                         name, check.fingerprint, check.incident_key, state, None, now, events
                     )
-                for event in events:
-                    log.warning(
-                        "check %s: incident key changed; resolving old key %s",
-                        name,
-                        event.incident_key,
-                    )
-                if name in plan.changed and known:
-                    log.info("check %s: definition changed", name)
+                log_reconciled(name, events, changed=name in plan.changed and bool(known))
                 if name in plan.changed or name not in self.checks:
                     self.pending[name] = now if since is None else since
                 self.checks[name] = check
