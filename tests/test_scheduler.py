@@ -278,7 +278,8 @@ def test_health_is_one_frozen_snapshot_of_loop_and_pool():
     )
     sched.start()
     try:
-        wait_until(lambda: sched.health().running == 2)
+        # running counts a task when it is made; busy_workers once the probe is in the pool
+        wait_until(lambda: sched.health().running == 2 and sched.health().busy_workers == 1)
         now = time.monotonic()
         vitals = sched.health(now)
         assert (vitals.busy_workers, vitals.workers, vitals.running) == (1, 3, 2)
