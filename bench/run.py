@@ -377,7 +377,7 @@ def run_watchdog(
 
 
 def _spread(name: str, interval: float) -> float:
-    from watchdog.scheduler import _spread as spread  # the runner's own first-run offset
+    from watchdog.timing import spread  # the runner's own first-run offset
 
     return spread(name, interval)
 

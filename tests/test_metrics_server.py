@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from watchdog.httpserve import MAX_HEAD, MetricsServer
+from watchdog.httpconn import MAX_HEAD
+from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
 from watchdog.model import CheckState, ProbeResult
 

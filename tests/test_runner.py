@@ -14,7 +14,7 @@ from watchdog import runner as runner_module
 from watchdog.config import load
 from watchdog.model import ProbeResult
 from watchdog.runner import Runner
-from watchdog.scheduler import _spread
+from watchdog.timing import spread
 
 pytestmark = pytest.mark.timeout(120)
 FAIL = ProbeResult(ok=False, summary="down")
@@ -78,7 +78,7 @@ def test_a_failing_result_returns_its_retry_interval_for_the_scheduler(tmp_path)
 
 def test_retry_interval_confirms_a_failure_within_seconds_not_an_hour(tmp_path):
     name = "web-6903"  # first runs are spread over the interval: this one's comes at once
-    assert _spread(name, 3600) < 1
+    assert spread(name, 3600) < 1
     config = tmp_path / "w.yaml"
     config.write_text(
         "state_dir: ./state\n"

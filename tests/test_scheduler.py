@@ -11,9 +11,12 @@ import types
 
 import pytest
 
+from watchdog import pauses as pauses_module
 from watchdog import scheduler as scheduler_module
+from watchdog import timing as timing_module
 from watchdog.model import Check, ProbeResult
-from watchdog.scheduler import GRID, Scheduler, _spread
+from watchdog.scheduler import Scheduler
+from watchdog.timing import GRID, spread
 
 
 class FakeProbe:
@@ -134,10 +137,10 @@ def test_set_checks_keeps_unchanged_jobs_and_drops_removed_ones():
 
 
 def test_first_runs_are_spread_over_the_interval():
-    offsets = [_spread(f"check-{i}", 10.0) for i in range(1000)]
+    offsets = [spread(f"check-{i}", 10.0) for i in range(1000)]
     assert all(0 <= o < 10 for o in offsets)
     assert sum(o < 5 for o in offsets) == pytest.approx(500, abs=80)
-    assert _spread("x", 10.0) == _spread("x", 10.0)
+    assert spread("x", 10.0) == spread("x", 10.0)
 
 
 def test_first_runs_and_retries_are_planned_on_the_grid_to_share_wake_ups():
@@ -275,7 +278,8 @@ def test_health_is_one_frozen_snapshot_of_loop_and_pool():
     )
     sched.start()
     try:
-        wait_until(lambda: sched.health().running == 2)
+        # running counts a task when it is made; busy_workers once the probe is in the pool
+        wait_until(lambda: sched.health().running == 2 and sched.health().busy_workers == 1)
         now = time.monotonic()
         vitals = sched.health(now)
         assert (vitals.busy_workers, vitals.workers, vitals.running) == (1, 3, 2)
@@ -309,11 +313,9 @@ class _Shifted(datetime.datetime):
 
 @pytest.mark.parametrize("step_hours", [-1, 1])
 def test_a_wall_clock_step_neither_stops_nor_bursts_the_checks(monkeypatch, caplog, step_hours):
-    monkeypatch.setattr(
-        scheduler_module,
-        "datetime",
-        types.SimpleNamespace(datetime=_Shifted, timedelta=datetime.timedelta),
-    )
+    shifted = types.SimpleNamespace(datetime=_Shifted, timedelta=datetime.timedelta)
+    monkeypatch.setattr(scheduler_module, "datetime", shifted)
+    monkeypatch.setattr(timing_module, "datetime", shifted)
     probe = FakeProbe()
     sched = Scheduler(lambda *a: None, workers=2)
     sched.set_checks([make("a", probe)], spread=False)
@@ -532,7 +534,7 @@ def test_a_loop_that_keeps_pausing_still_lets_a_real_failure_through(
     quick_beats, monkeypatch, caplog
 ):
     """Each re-probe spans a new pause, so each is dropped too, but only MAX_REPROBES times."""
-    monkeypatch.setattr(scheduler_module, "MAX_REPROBES", 2)
+    monkeypatch.setattr(pauses_module, "MAX_REPROBES", 2)
 
     class Stalling:
         calls = 0

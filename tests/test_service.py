@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fakepd import FakePagerDuty
 from procs import ROUTING_KEY, Target, Watchdog, pdw, wait_for
-from watchdog import runner as runner_module
+from watchdog import vitals as vitals_module
 from watchdog.config import load
 from watchdog.model import ProbeResult
 from watchdog.runner import Runner
@@ -146,7 +146,7 @@ def pings_during(notify: NotifySocket, seconds: float) -> int:
 
 
 def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, monkeypatch, target):
-    monkeypatch.setattr(runner_module, "LOOP_STALL", 1.0)
+    monkeypatch.setattr(vitals_module, "LOOP_STALL", 1.0)
     runner = _runner(tmp_path, notify, monkeypatch, target.url)
     hang = threading.Event()
     released = threading.Event()
@@ -172,7 +172,7 @@ def test_watchdog_pings_stop_while_the_scheduler_loop_hangs(tmp_path, notify, mo
 def test_watchdog_pings_stop_when_every_probe_worker_is_stuck(
     tmp_path, notify, monkeypatch, target
 ):
-    monkeypatch.setattr(runner_module, "STALL", 0.3)
+    monkeypatch.setattr(vitals_module, "STALL", 0.3)
     runner = _runner(tmp_path, notify, monkeypatch, target.url, workers=1)
     stuck = threading.Event()
     release = threading.Event()

@@ -8,7 +8,8 @@ is CPU (~26 ms at 5,000 checks), and a burst of scrapes there would hold probes 
 How it bounds what a client costs (limits and answers: docs/service.md, "Many or slow
 /metrics clients"): one asyncio.Protocol per connection on this thread's loop (uvloop where
 installed); at most `max_connections` open, past that a canned 503 at once; a request head
-within `read_timeout` (408) and MAX_HEAD bytes (431), parsed by httptools (llhttp); the
+within `read_timeout` (408) and MAX_HEAD bytes (431), parsed by httptools (llhttp) in
+watchdog.httpconn, which speaks the HTTP while this module decides the answers; the
 answer taken within `write_timeout` or the connection is aborted, written a CHUNK per loop
 iteration as the transport drains, out of the one page all waiting clients share. So a slow
 client costs a socket, never a thread, a copy of the page, or anyone else's time.
@@ -26,13 +27,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from email.utils import formatdate
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-
-import httptools
+from typing import TYPE_CHECKING
 
 from watchdog import aio
+from watchdog.httpconn import LINGER, TEXT_PLAIN, Connection
 from watchdog.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -44,162 +42,9 @@ BACKLOG = 1024  # connections the kernel queues before we accept them (somaxconn
 MAX_CONNECTIONS = 2048  # open at once at most (fewer with a low open-files limit)
 READ_TIMEOUT = 5.0  # seconds from the connect to a complete request head
 WRITE_TIMEOUT = 30.0  # seconds for the client to take the whole answer
-MAX_HEAD = 8192  # bytes of request line and headers
-LINGER = 1.0  # seconds a stalled or refused client has to take its 408 or 503
 COALESCE = 0.005  # seconds a /metrics request waits for others to share its render
-CHUNK = 64 * 1024  # bytes handed to the transport at a time (measured: 256 KiB no better)
 START_TIMEOUT = STOP_TIMEOUT = 5.0
 FULL_WARNING_EVERY = 60.0  # seconds between two "connection cap reached" warnings
-
-_TEXT = b"text/plain; charset=utf-8"
-
-
-def _head(status: int, length: int, content_type: bytes, extra: bytes = b"") -> bytes:
-    return (
-        b"HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store"
-        b"\r\nConnection: close\r\nDate: %s\r\n%s\r\n"
-        % (status, HTTPStatus(status).phrase.encode(), content_type, length,
-           formatdate(usegmt=True).encode(), extra)
-    )
-
-
-class _Connection(asyncio.Protocol):
-    """One client: one request head read under a deadline and a size cap, one answer."""
-
-    def __init__(self, listener: _Listener) -> None:
-        self.listener = listener
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
-        self.url = bytearray()
-        self.received = 0  # bytes fed to the parser
-        self.head_size = 0  # bytes of request line and headers, as the parser saw them
-        self.request: tuple[bytes, str, bytes] | None = None  # method, version, target
-        self.timer: asyncio.TimerHandle | None = None
-        self.out: memoryview | None = None  # the body still to be handed to the transport
-        self.paused = False
-        self.next_chunk: asyncio.Handle | None = None
-        self.done = False  # answered (or refused, or lost): read nothing more
-        self.eof = False  # the client has shut its side
-
-    # --- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        if self.listener.opened(self):
-            self._arm(self.listener.read_timeout, self._read_timed_out)
-
-    def data_received(self, data: bytes) -> None:
-        if self.done or self.request is not None:
-            return  # a body, pipelined requests, bytes after the answer: read and dropped
-        self.received += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # the head is complete; the upgrade is declined by answering and closing
-        except httptools.HttpParserError as exc:
-            if self.request is None:
-                self.reply(400, f"bad request: {exc}\n".encode("ascii", "replace"))
-                return
-        if self.request is not None:
-            if self.timer is not None:
-                self.timer.cancel()
-            if self.head_size > MAX_HEAD:
-                self.reply(431, b"request head over %d bytes\n" % MAX_HEAD)
-            else:
-                self.listener.serve(self, *self.request)
-        elif self.received > MAX_HEAD:
-            self.reply(431, b"request head over %d bytes\n" % MAX_HEAD)
-
-    def eof_received(self) -> bool | None:
-        # A client may half-close once its request is sent: keep the way back open until
-        # the answer is out. Returning None closes the transport (after what is buffered).
-        self.eof = True
-        owed = self.request is not None and not self.done
-        return True if owed or self.out is not None else None
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        self._pump_soon()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.done = True
-        self.out = None
-        for handle in (self.timer, self.next_chunk):
-            if handle is not None:
-                handle.cancel()
-        self.listener.closed(self)
-
-    # --- httptools callbacks (only the first request head counts)
-
-    def on_url(self, url: bytes) -> None:
-        if self.request is None:
-            self.url += url
-            self.head_size += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.request is None:
-            self.head_size += len(name) + len(value) + 4  # ": " and CRLF
-
-    def on_headers_complete(self) -> None:
-        if self.request is None:
-            self.request = (self.parser.get_method(), self.parser.get_http_version(),
-                            bytes(self.url))
-
-    # --- answering
-
-    def reply(self, status: int, payload: bytes, content_type: bytes = _TEXT, *,
-              body: bool = True, extra: bytes = b"", deadline: float | None = None) -> None:
-        """Write one answer, then shut our side; the client has `deadline` (write_timeout
-        by default) to take it before the connection is aborted."""
-        if self.done or self.transport.is_closing():
-            return
-        self.done = True
-        self._arm(self.listener.write_timeout if deadline is None else deadline,
-                  self.transport.abort)
-        self.transport.write(_head(status, len(payload), content_type, extra))
-        self.out = memoryview(payload) if body and payload else memoryview(b"")
-        self._pump()
-
-    def _pump(self) -> None:
-        """One CHUNK, then the rest a CHUNK per loop iteration while the transport takes
-        it: a thousand answers written in one go would stall the loop for a second."""
-        self.next_chunk = None
-        out = self.out
-        if out is None or self.paused or self.transport.is_closing():
-            return
-        self.transport.write(out[:CHUNK])
-        out = out[CHUNK:]
-        if out:
-            self.out = out
-            if not self.paused:
-                self._pump_soon()
-            return
-        self.out = None
-        # Not close(): unread bytes from the client (a body, a long head) would turn it into
-        # a reset that can destroy the answer in flight. Shut our side; the client's EOF, or
-        # the deadline, closes the connection.
-        if self.eof or not self.transport.can_write_eof():
-            self.transport.close()
-        else:
-            self.transport.write_eof()
-
-    def _pump_soon(self) -> None:
-        if self.next_chunk is None:
-            self.next_chunk = asyncio.get_running_loop().call_soon(self._pump)
-
-    def _arm(self, delay: float, callback: Callable[[], Any]) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(delay, callback)
-
-    def _read_timed_out(self) -> None:
-        if self.request is None:
-            wait = self.listener.read_timeout
-            self.reply(408, b"no complete request head within %gs\n" % wait, deadline=LINGER)
-
 
 _BUSY = b"too many connections to the metrics listener; retry shortly\n"
 
@@ -214,13 +59,13 @@ class _Listener:
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
-        self.connections: set[_Connection] = set()
-        self.waiting: list[tuple[_Connection, bool]] = []  # (connection, send the body?)
+        self.connections: set[Connection] = set()
+        self.waiting: list[tuple[Connection, bool]] = []  # (connection, send the body?)
         self.batch: asyncio.TimerHandle | None = None
         self.refused = 0
         self._warned_at = -FULL_WARNING_EVERY
 
-    def opened(self, conn: _Connection) -> bool:
+    def opened(self, conn: Connection) -> bool:
         full = len(self.connections) >= self.max_connections
         self.connections.add(conn)
         if full:
@@ -233,10 +78,10 @@ class _Listener:
                             "to new ones (%d so far)", self.max_connections, self.refused)
         return not full
 
-    def closed(self, conn: _Connection) -> None:
+    def closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
 
-    def serve(self, conn: _Connection, method: bytes, version: str, target: bytes) -> None:
+    def serve(self, conn: Connection, method: bytes, version: str, target: bytes) -> None:
         if version not in ("1.0", "1.1"):
             conn.reply(505, b"HTTP/1.0 or HTTP/1.1 only\n")
             return
@@ -262,11 +107,11 @@ class _Listener:
             page, status, content_type = self.metrics.render(), 200, CONTENT_TYPE.encode()
         except Exception:
             log.exception("metrics: collecting failed")
-            page, status, content_type = b"collecting metrics failed\n", 500, _TEXT
+            page, status, content_type = b"collecting metrics failed\n", 500, TEXT_PLAIN
         for conn, body in waiting:
             conn.reply(status, page, content_type, body=body)
 
-    def _health(self, conn: _Connection, body: bool) -> None:
+    def _health(self, conn: Connection, body: bool) -> None:
         try:
             ok, message = self.healthy()
         except Exception as exc:
@@ -363,7 +208,7 @@ class MetricsServer:
     async def _serve(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
                      listener: _Listener) -> None:
         self._stopping = asyncio.Event()
-        server = await loop.create_server(lambda: _Connection(listener), sock=sock,
+        server = await loop.create_server(lambda: Connection(listener), sock=sock,
                                           backlog=BACKLOG)
         self._loop = loop
         self._ready.set()

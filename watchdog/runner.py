@@ -7,40 +7,50 @@ before anything is sent.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import signal
 import threading
 import time
 from dataclasses import replace
 
-from pagerduty_api import Alert
 from watchdog import __version__, aio, logs
-from watchdog.config import Config, ConfigError, load
-from watchdog.config.reload import keep_running, restart_changes
+from watchdog.config import Config
 from watchdog.heartbeat import HeartbeatPinger
 from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
-from watchdog.model import TRIGGER, Check, CheckState, Event, Policy, ProbeResult
+from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import SystemdNotifier
 from watchdog.recorder import Recorder
+from watchdog.reloading import (
+    DRY_RUN_TARGET,
+    delivery_target,
+    make_alert,
+    read_reload,
+    retrigger_open,
+)
+from watchdog.reporting import (
+    NO_KEY,
+    Counts,
+    Reporter,
+    log_reconciled,
+    log_removed,
+    log_result,
+    serve_metrics,
+    start_heartbeat,
+)
 from watchdog.runtime import RuntimeFile
 from watchdog.scheduler import Scheduler
-from watchdog.sender import LoggingAlert, Sender
-from watchdog.state import Known, describe, next_interval, reconcile, retrigger, step
-from watchdog.store import Store, StoreError
+from watchdog.sender import Sender
+from watchdog.signals import Requests
+from watchdog.state import Known, next_interval, reconcile, step
+from watchdog.store import Store
+from watchdog.vitals import Vitals
 from watchdog.words import plural
 
 log = logging.getLogger("watchdog.runner")
 
 PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
 FLUSH_TIMEOUT = 5.0  # seconds the sender may keep sending after SIGTERM
-NO_KEY = "no routing key"  # why the runner is in dry-run, as runtime.json tells `status`
 HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and metrics, and result flushes
-STALL = 30.0  # seconds without a finished probe, all workers busy, before we call it wedged
-LOOP_STALL = 10.0  # seconds without a scheduler tick (it ticks at least every 0.5 s): wedged
-DELIVERY_STALL = 600.0  # seconds an event may wait for PagerDuty before we stop saying healthy
 
 
 class Runner:
@@ -56,21 +66,18 @@ class Runner:
         self.checks: dict[str, Check] = {}
         self.policies: dict[str, Policy] = {}
         self.states: dict[str, CheckState] = {}
-        self.stop_requested = threading.Event()
-        self.reload_requested = threading.Event()
-        self._wake = threading.Event()
+        self.requests = Requests()
+        self.stop_requested = self.requests.stop
+        self.reload_requested = self.requests.reload
+        self._wake = self.requests.wake
         self.notifier = SystemdNotifier()
         self.metrics = Metrics() if config.metrics_listen else None
         self.metrics_server: MetricsServer | None = None
         self.heartbeat: HeartbeatPinger | None = None
         self._next_housekeeping = 0.0
-        self._resumed = 0.0  # monotonic: when the process last came back from a pause
-        self._status = ""
-        self._outbox: dict = {}
         # Results that changed no state, waiting for the next flush (name -> row); a state
         # change and its events are never here: they are written at once.
         self._unsaved: dict[str, tuple[str, ProbeResult, float]] = {}
-        self._skipped_shown: dict[str, tuple[int, int]] = {}
         # Checks with no result since this start or since their definition changed: "pending".
         self.pending: dict[str, float] = {}  # name -> when (wall clock) it became pending
         self._started_at = time.time()
@@ -78,17 +85,19 @@ class Runner:
         self.recorder = Recorder(self.store, self.sender)
         self.runtime = RuntimeFile(self.store.state_dir)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
+        self.vitals = Vitals(self.scheduler, self.recorder, self.sender)
+        self.reporter = Reporter(
+            self.store, self.recorder, self.scheduler, self.vitals, self.notifier, self.metrics,
+            counts=self._counts, dry_run_reason=self._dry_run_reason,
+            forced_dry_run=force_dry_run,
+        )
 
     @property
     def dry_run(self) -> bool:
         return self.force_dry_run or self.config.dry_run
 
     def _make_alert(self, config: Config):
-        if self.force_dry_run or config.dry_run:
-            return LoggingAlert()
-        pd = config.pagerduty
-        # retry_deadline=0: the sender owns retrying, durably, for as long as it takes.
-        return Alert(pd.routing_key, api=pd.api, url=pd.url, source=pd.source, retry_deadline=0)
+        return make_alert(config, self.force_dry_run or config.dry_run)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -120,49 +129,23 @@ class Runner:
             plural(pending, "event"),
             self.config.state_dir,
         )
-        self.notifier.ready(self._status_line(pending))
+        self.notifier.ready(self.reporter.status_line(pending))
 
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics_listen is None:
             return
         self.metrics.set_info(__version__, len(self.checks), self.dry_run)
         host, port = self.config.metrics_listen
-        server = MetricsServer(self.metrics, host, port, self.service_health)
-        try:
-            server.start()
-        except OSError as exc:
-            # Paging matters more than metrics: say so loudly, keep running.
-            log.error(
-                "metrics: cannot listen on %s:%d: %s; running without /metrics", host, port, exc
-            )
-            return
-        self.metrics_server = server
+        self.metrics_server = serve_metrics(self.metrics, host, port, self.service_health)
 
     def _start_heartbeat(self, config: Config) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
             self.heartbeat = None
-        if config.heartbeat is None:
-            return
-        logs.add_secrets([config.heartbeat.url])  # ping URLs carry their token
-        beat = config.heartbeat
-        self.heartbeat = HeartbeatPinger(
-            beat.url, beat.interval, beat.timeout, lambda: self.service_health()[0]
-        )
-        self.heartbeat.start()
+        self.heartbeat = start_heartbeat(config, lambda: self.service_health()[0])
 
     def install_signal_handlers(self) -> None:
-        def stop(signum, frame):
-            self.stop_requested.set()
-            self._wake.set()
-
-        def reload(signum, frame):
-            self.reload_requested.set()
-            self._wake.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, reload)
+        self.requests.install()
 
     def loop(self) -> None:
         """Start the scheduler, then handle reloads and housekeeping until asked to stop.
@@ -176,7 +159,7 @@ class Runner:
             if time.monotonic() - last_round > aio.PAUSE:
                 # This thread did not run either: the process was stopped or the VM paused,
                 # so the scheduler's quiet loop is no wedge; judge it from now on.
-                self._resumed = time.monotonic()
+                self.vitals.resumed()
             last_round = time.monotonic()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
@@ -190,43 +173,17 @@ class Runner:
             self._wake.clear()
 
     def health(self) -> tuple[bool, str]:
-        """Healthy while the loop ticks and probes still finish (for WATCHDOG=1, heartbeat,
-        /healthz): a stuck loop or a pool whose every worker hangs is not healthy."""
-        now = time.monotonic()
-        vitals = self.scheduler.health(now)
-        quiet = min(vitals.last_tick_age, now - self._resumed)
-        if quiet > LOOP_STALL:
-            return False, f"scheduler loop has not run for {quiet:.0f}s"
-        if (
-            vitals.busy_workers >= vitals.workers
-            and vitals.last_finished_age > STALL + self._longest_timeout()
-        ):
-            return False, "every probe worker is stuck; no probe finished recently"
-        return True, "ok"
+        """Healthy while the loop ticks and probes still finish (watchdog.vitals)."""
+        return self.vitals.health(self._longest_timeout())
 
     def service_health(self) -> tuple[bool, str]:
-        """health() plus delivery and the state file, for the heartbeat and /healthz: a
-        runner that cannot get pages to PagerDuty, or cannot record them, must stop saying it
-        is fine. (Not for WATCHDOG=1: a restart fixes neither PagerDuty nor a full disk.)"""
-        healthy, why = self.health()
-        if not healthy:
-            return healthy, why
-        degraded = self.degraded()
-        if degraded:
-            return False, degraded
-        age = self._outbox.get("oldest_pending_age") or 0.0
-        if age > DELIVERY_STALL:
-            return False, f"an event has waited {age:.0f}s for PagerDuty; see `status`"
-        return True, "ok"
+        """health() plus delivery and the state file, for the heartbeat and /healthz."""
+        age = self.reporter.outbox.get("oldest_pending_age") or 0.0
+        return self.vitals.service_health(self._longest_timeout(), age)
 
     def degraded(self) -> str | None:
         """Why the state file cannot be trusted right now (pages still go out), or None."""
-        trouble = self.recorder.trouble or self.sender.settle_error
-        if trouble is None:
-            return None
-        held = self.recorder.held
-        kept = f"; {held} state changes kept in memory" if held else ""
-        return f"degraded: cannot record state ({trouble}){kept}; pages still go out"
+        return self.vitals.degraded()
 
     def _longest_timeout(self) -> float:
         return max((check.timeout for check in self.config.checks), default=0.0)
@@ -239,61 +196,16 @@ class Runner:
                 self.recorder.check_files()
                 self.recorder.flush()
                 self._save_unsaved()
-                self.runtime.write(self._runtime_report())
-        try:
-            stats = self.store.outbox_stats(time.time())
-        except StoreError:
-            stats = self._outbox or {"pending": 0, "dead_letters": 0}  # said by the recorder
-        self._outbox = stats
-        status = self._status_line(stats["pending"], stats["dead_letters"])
-        if status != self._status:
-            self._status = status
-            self.notifier.status(status)
-        if self.metrics is not None:
-            self.metrics.set_outbox(stats)
-            self.metrics.set_store(self.degraded() is None, self.recorder.held)
-            self.metrics.set_pending(len(self.pending))
-            for name, counts in list(self.scheduler.stats.items()):
-                shown = (counts.skipped, counts.missed)
-                if self._skipped_shown.get(name) != shown:
-                    self._skipped_shown[name] = shown
-                    self.metrics.set_skipped(name, *shown)
+                self.runtime.write(self.reporter.runtime_report(self._started_at, self.pending))
+        self.reporter.refresh(time.time())
 
-    def _status_line(self, pending: int, dead_letters: int = 0) -> str:
-        mode = " (dry-run)" if self.force_dry_run else ""
-        dead = f", {plural(dead_letters, 'dead letter')} (see status)" if dead_letters else ""
-        degraded = self.degraded()
-        waiting = f" ({len(self.pending)} pending)" if self.pending else ""
-        line = (
-            f"{plural(len(self.checks), 'check')}{waiting}, {self.triggered_count()} triggered, "
-            f"{plural(pending, 'event')} pending{dead}{mode}"
-        )
-        if self._dry_run_reason() == NO_KEY:  # a forgotten key must show, not just once
-            line = f"NO ROUTING KEY: dry-run, nothing is sent to PagerDuty; {line}"
-        return f"DEGRADED: {degraded}; {line}" if degraded else line
+    def _counts(self) -> Counts:
+        return Counts(len(self.checks), len(self.pending), self.triggered_count())
 
     def _dry_run_reason(self) -> str | None:
         if self.force_dry_run:
             return "--dry-run"
         return NO_KEY if self.config.dry_run else None
-
-    def _runtime_report(self) -> dict:
-        """For `status` (see watchdog.runtime): call with self._lock held."""
-        return {
-            "pid": os.getpid(),
-            "running": True,
-            "degraded": self.degraded(),
-            "degraded_for": self.recorder.degraded_for(),
-            "dry_run": self._dry_run_reason(),
-            "held": self.recorder.held,
-            # What `status` needs to tell "pending" from the file's last_at, kept small: the
-            # start (every check is pending until its first result since), and the checks a
-            # reload changed that have not run since (a 5,000-name list would not fit).
-            "started_at": self._started_at,
-            "changed": {name: since for name, since in self.pending.items()
-                        if since > self._started_at},
-            "checks": self.recorder.held_states(),
-        }
 
     def shutdown(self) -> int:
         """Stop scheduling, let probes finish briefly, flush what can be sent; return pending."""
@@ -314,7 +226,7 @@ class Runner:
             self.recorder.flush()
         pending = self.sender.stop(FLUSH_TIMEOUT)
         with self._lock:
-            self._report_unrecorded()
+            self.reporter.report_unrecorded()
         if pending:
             log.warning("stopped with %d events pending; they are sent at the next start", pending)
         else:
@@ -335,28 +247,13 @@ class Runner:
         try:
             accepted = self._reload()
         finally:
-            self.notifier.ready(self._status_line(self.sender.pending_count()))
+            self.notifier.ready(self.reporter.status_line(self.sender.pending_count()))
         return accepted
 
     def _reload(self) -> bool:
-        try:
-            config = load(self.config.path)
-        except ConfigError as exc:
-            log.error("reload rejected, still running the previous configuration:")
-            for error in exc.errors:
-                log.error("  %s", error)
+        config = read_reload(self.config)
+        if config is None:
             return False
-        logs.add_secrets(config.secrets)
-        # The restart-only settings are the ones their model marks so (config/reload.py).
-        changes = restart_changes(self.config.settings, config.settings)
-        for change in changes:
-            log.warning(
-                "reload: %s changed to %s; that takes a restart, keeping %s",
-                change.key, change.show(change.new), change.show(change.old),
-            )
-        if changes:
-            settings = keep_running(self.config.settings, config.settings, changes)
-            config = replace(config, settings=settings)
         delivery_changed = (
             config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
         )
@@ -394,21 +291,14 @@ class Runner:
             plan = reconcile(known, config.checks, config.pagerduty.source)
             for name, events in plan.forget.items():
                 self.recorder.forget(name, events)
-                self._skipped_shown.pop(name, None)
+                self.reporter.forget(name)
                 self.checks.pop(name, None)
                 self.pending.pop(name, None)
                 self.policies.pop(name, None)
                 self.states.pop(name, None)
                 if self.metrics is not None:
                     self.metrics.forget(name)
-                if events:
-                    log.warning(
-                        "check %s: removed while triggered; resolving %s",
-                        name,
-                        events[0].incident_key,
-                    )
-                else:
-                    log.info("check %s: removed", name)
+                log_removed(name, events)
             for check in config.checks:
                 name = check.name
                 state = plan.states[name]
@@ -417,14 +307,7 @@ class Runner:
                     self.recorder.record(
                         name, check.fingerprint, check.incident_key, state, None, now, events
                     )
-                for event in events:
-                    log.warning(
-                        "check %s: incident key changed; resolving old key %s",
-                        name,
-                        event.incident_key,
-                    )
-                if name in plan.changed and known:
-                    log.info("check %s: definition changed", name)
+                log_reconciled(name, events, changed=name in plan.changed and bool(known))
                 if name in plan.changed or name not in self.checks:
                     self.pending[name] = now if since is None else since
                 self.checks[name] = check
@@ -437,36 +320,22 @@ class Runner:
         Events that went to dry-run, or to a key PagerDuty refused, never opened an incident
         there; without this, a check triggered then would stay silent until it recovers.
         """
-        pd = self.config.pagerduty
-        if self.dry_run:
-            target = "dry-run"
-        else:
-            target = hashlib.sha256(f"{pd.api}|{pd.url}|{pd.routing_key}".encode()).hexdigest()
+        target = delivery_target(self.config, self.dry_run)
         previous = self.store.get_meta("delivery_target")
-        if previous is not None and previous != target and target != "dry-run":
+        if previous is not None and previous != target and target != DRY_RUN_TARGET:
             stored = self.store.load_checks()
-            resent = 0
             now = time.time()
             with self._lock:
-                for name, state in self.states.items():
-                    row = stored.get(name)
-                    summary = (
-                        (row.last_result or {}).get("summary", "failing") if row else "failing"
-                    )
-                    events = retrigger(
-                        state, self.policies[name], summary, "re-sent: PagerDuty settings changed"
-                    )
-                    if events:
-                        check = self.checks[name]
-                        self.recorder.record(
-                            name, check.fingerprint, check.incident_key, state, None, now, events
-                        )
-                        resent += 1
-            if resent:
+                resend = retrigger_open(self.states, self.policies, stored)
+                for name, events in resend.items():
+                    check = self.checks[name]
+                    self.recorder.record(name, check.fingerprint, check.incident_key,
+                                         self.states[name], None, now, events)
+            if resend:
                 log.warning(
                     "PagerDuty settings changed since these incidents opened: "
                     "re-sending the trigger of %d open incidents",
-                    resent,
+                    len(resend),
                 )
         with self._lock:
             self.recorder.write(lambda: self.store.set_meta("delivery_target", target))
@@ -506,22 +375,7 @@ class Runner:
             self.pending.pop(check.name, None)
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned)
-        if after != before:
-            was, now = describe(before, policy), describe(after, policy)
-            if was != now:
-                # A check getting worse is a warning; one getting better is news, not trouble.
-                level = logging.INFO if result.ok else logging.WARNING
-                log.log(level, "check %s: %s -> %s: %s", check.name, was, now, result.summary)
-        for event in events:
-            log.log(
-                logging.WARNING if event.action == TRIGGER else logging.INFO,
-                "check %s: queued %s %s (%s): %s",
-                check.name,
-                event.action,
-                event.incident_key,
-                event.severity,
-                event.summary,
-            )
+        log_result(check, before, after, policy, result, events)
         sooner = next_interval(after, check)
         return sooner if not result.ok and sooner < check.interval else None
 
@@ -532,19 +386,6 @@ class Runner:
         rows = list(self._unsaved.values())
         if self.recorder.write(lambda: self.store.record_results(rows)):
             self._unsaved.clear()
-
-    def _report_unrecorded(self) -> None:
-        """At a stop with changes still in memory: say what the next start will not know."""
-        held = self.recorder.held_states()
-        if not held:
-            return
-        opened = sorted(name for name, kept in held.items()
-                        if kept["state"] and kept["state"].get("triggered"))
-        log.error(
-            "stopping with %d state changes the state file could not take (%s): they are "
-            "lost. Incidents opened meanwhile that the next start will not know of: %s",
-            len(held), self.recorder.trouble, ", ".join(opened) or "none",
-        )
 
     def _on_sent(self, event: Event, outcome: str) -> None:
         if self.metrics is not None:

@@ -1,0 +1,78 @@
+"""Reading a config for a reload, and where its events go: what SIGHUP needs besides
+installing the checks (which the runner does, under its lock)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+
+from pagerduty_api import Alert
+from watchdog import logs
+from watchdog.config import Config, ConfigError, load
+from watchdog.config.reload import keep_running, restart_changes
+from watchdog.model import CheckState, Event, Policy
+from watchdog.sender import LoggingAlert
+from watchdog.state import retrigger
+from watchdog.store import StoredCheck
+
+log = logging.getLogger("watchdog.runner")
+
+DRY_RUN_TARGET = "dry-run"  # delivery_target() while nothing is sent
+
+
+def read_reload(current: Config) -> Config | None:
+    """The config at current.path, for a reload; None (errors logged) if it is invalid.
+
+    Settings that take a restart keep their running value, with a warning each."""
+    try:
+        config = load(current.path)
+    except ConfigError as exc:
+        log.error("reload rejected, still running the previous configuration:")
+        for error in exc.errors:
+            log.error("  %s", error)
+        return None
+    logs.add_secrets(config.secrets)
+    # The restart-only settings are the ones their model marks so (config/reload.py).
+    changes = restart_changes(current.settings, config.settings)
+    for change in changes:
+        log.warning(
+            "reload: %s changed to %s; that takes a restart, keeping %s",
+            change.key, change.show(change.new), change.show(change.old),
+        )
+    if changes:
+        settings = keep_running(current.settings, config.settings, changes)
+        config = replace(config, settings=settings)
+    return config
+
+
+def make_alert(config: Config, dry_run: bool) -> Alert | LoggingAlert:
+    """What sends the events: PagerDuty's client, or a logger in dry-run."""
+    if dry_run:
+        return LoggingAlert()
+    pd = config.pagerduty
+    # retry_deadline=0: the sender owns retrying, durably, for as long as it takes.
+    return Alert(pd.routing_key, api=pd.api, url=pd.url, source=pd.source, retry_deadline=0)
+
+
+def delivery_target(config: Config, dry_run: bool) -> str:
+    """Where events go, as a digest (the routing key is a secret): stored, so a start or a
+    reload can tell that open incidents must be re-sent somewhere new."""
+    if dry_run:
+        return DRY_RUN_TARGET
+    pd = config.pagerduty
+    return hashlib.sha256(f"{pd.api}|{pd.url}|{pd.routing_key}".encode()).hexdigest()
+
+
+def retrigger_open(states: dict[str, CheckState], policies: dict[str, Policy],
+                   stored: dict[str, StoredCheck]) -> dict[str, list[Event]]:
+    """The events that re-send the trigger of every open incident, by check, for when events
+    start going somewhere new; each says the last summary the state file has of its check."""
+    resend = {}
+    for name, state in states.items():
+        row = stored.get(name)
+        summary = (row.last_result or {}).get("summary", "failing") if row else "failing"
+        events = retrigger(state, policies[name], summary, "re-sent: PagerDuty settings changed")
+        if events:
+            resend[name] = events
+    return resend
