@@ -164,6 +164,14 @@ class Holds:
         return list(self._by_check.get(name, ()))
 
 
+def describe(hold: Hold) -> str:
+    """"maintenance nightly until 2026-12-06 04:00 CET": how status and logs say a hold."""
+    if hold.until is None:
+        return hold.reason
+    local = datetime.fromtimestamp(hold.until).astimezone()
+    return f"{hold.reason} until {local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+
+
 def failing_parents(parents: Sequence[str], passing: Mapping[str, bool]) -> list[str]:
     """The parents that are not passing (unknown parents count as passing: a parent that
     was never probed is confirmed by a fresh probe before a child pages)."""

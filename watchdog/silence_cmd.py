@@ -206,7 +206,7 @@ def _open(args: argparse.Namespace, *, write: bool) -> tuple[Any, Any]:
     from watchdog import cli, outbox_cmd
     from watchdog.store import StoreError
 
-    config = cli._load(args.config, need_key=False)
+    config = cli.load_config(args.config, need_key=False)
     if config is None:
         return None, None
     try:
