@@ -125,10 +125,10 @@ class HoldKeeper:
         if current.keys() != self._silence_ids.keys():
             for silence_id in current.keys() - self._silence_ids.keys():
                 silence = current[silence_id]
+                left = format_duration(silence.until - now, "age")
                 log.warning("silence %s started by %s: %s (%s) for %s: %s", silence_id,
                             silence.created_by or "someone", " ".join(silence.patterns),
-                            _count(self.holds, silence), format_duration(silence.until - now),
-                            silence.reason)
+                            _count(self.holds, silence), left, silence.reason)
             for silence_id in self._silence_ids.keys() - current.keys():
                 log.warning("silence %s ended (%s): held pages of checks still failing go out "
                             "now", silence_id, " ".join(self._silence_ids[silence_id].patterns))
@@ -144,7 +144,7 @@ class HoldKeeper:
                 self._windows_open[window.name] = occurrence[1]
                 log.warning("maintenance %s started (%s) for %s: their triggers are held",
                             window.name, " ".join(window.checks),
-                            format_duration(occurrence[1] - now))
+                            format_duration(occurrence[1] - now, "age"))
             elif occurrence is None and was is not None:
                 del self._windows_open[window.name]
                 log.warning("maintenance %s ended: held pages of checks still failing go out "

@@ -128,7 +128,8 @@ def render(rows: list[dict[str, Any]], now: float) -> str:
     for row in rows:
         left = row["until"] - now
         when = _local(row["until"])
-        state = f"ends {when} (in {format_duration(left)})" if row["active"] else f"ended {when}"
+        state = (f"ends {when} (in {format_duration(left, 'age')})" if row["active"]
+                 else f"ended {when}")
         lines.append(f"{row['id']}  {' '.join(row['patterns'])}  {state}  "
                      f"{len(row['checks'])} checks  by {row['created_by']}: {row['reason']}")
     return "\n".join(lines)

@@ -17,11 +17,16 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
+from watchdog import durations
 from watchdog.config.fields import (
+    DEF_ABOUT,
+    DOC_RANGE,
+    DOC_TYPE,
     NO_CONTROL,
     Duration,
     Says,
     Section,
+    duration_schema,
     env_int,
     one_or_many,
     problem,
@@ -70,6 +75,29 @@ class FlappingSettings(Section):
         if isinstance(high, float) and isinstance(low, float) and low >= high:
             yield ("low",), (f"must be below high ({high:g}%), got {low:g}% — e.g. high: 50%, "
                              "low: 25%")
+
+
+# --------------------------------------------------------------------------- repeats
+
+MIN_REPEAT = 60.0
+
+
+def _repeat(value: Any) -> Any:
+    if value in (0, "0", "0s", "off") and not isinstance(value, bool):
+        return 0.0
+    try:
+        return durations.parse_duration(value, MIN_REPEAT)
+    except ValueError as exc:
+        raise problem(f"{exc} (or 0 to turn re-notification off)") from None
+
+
+_REPEAT_SCHEMA = duration_schema(MIN_REPEAT, "RepeatInterval")
+RepeatInterval = Annotated[
+    float, BeforeValidator(_repeat),
+    WithJsonSchema({**_REPEAT_SCHEMA, "anyOf": [{"const": 0}, *_REPEAT_SCHEMA["anyOf"]],
+                    DOC_TYPE: "duration or 0", DOC_RANGE: "0 (off), or 1m to 365d",
+                    DEF_ABOUT: "a duration of at least 1m (30m, 4h), or 0 for never"}),
+]
 
 
 # --------------------------------------------------------------------------- windows
