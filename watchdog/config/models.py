@@ -244,7 +244,7 @@ class CheckSettings(Section):
         "the check still fails); 0 turns it off")
     flapping: Annotated[
         FlappingSettings | None,
-        Says("must be a mapping, e.g. {window: 21, high: 50%, low: 25%} ({keys})"),
+        Says("must be a mapping, e.g. {{window: 21, high: 50%, low: 25%}} ({keys})"),
     ] = Field(None, description="flap detection, off unless set: {window, high, low}")
 
 
