@@ -118,7 +118,7 @@ def test_a_glob_that_names_no_check_is_a_warning_and_a_repeated_name_an_error(cf
           - {name: a, checks: web, schedule: "0 2 * * *", duration: 1h}
           - {name: a, checks: web, schedule: "0 3 * * *", duration: 1h}
     """, CHECKS))
-    assert errors == ["w.yaml:3: maintenance[1].name: duplicate window name 'a' — also "
+    assert errors == ["w.yaml:4: maintenance[1].name: duplicate window name 'a' — also "
                       "window 0; names must be unique"]
 
 

@@ -239,8 +239,9 @@ class CheckSettings(Section):
     ] = Field(None, description="a mapping sent with every event, merged over "
               "defaults.details", json_schema_extra={DOC_DEFAULT: "{}"})
     repeat_interval: RepeatInterval = Field(
-        4 * 3600.0, json_schema_extra={DOC_DEFAULT: "4h"}, description="while triggered, send the trigger again this often (same "
-        "key: PagerDuty adds it to the open incident, or reopens one resolved by hand while "
+        4 * 3600.0, json_schema_extra={DOC_DEFAULT: "4h"},
+        description="while triggered, send the trigger again this often (same key: PagerDuty "
+        "adds it to the open incident, or reopens one resolved by hand while "
         "the check still fails); 0 turns it off")
     flapping: Annotated[
         FlappingSettings | None,
