@@ -205,7 +205,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if config:
         logs.add_secrets(secrets)
     try:
-        data = status.collect(state_dir, config.checks if config else None)
+        data = status.collect(state_dir, config.checks if config else None,
+                              windows=config.maintenance if config else ())
     except StoreError as exc:
         print(f"pd-watchdog status: {exc}", file=sys.stderr)
         return 1

@@ -16,17 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from watchdog.durations import format_duration
-from watchdog.holds import Holds, Silence, Window, describe
+from watchdog.holds import Holds, Silence, Window, describe, passing
 from watchdog.model import TRIGGER, Check, CheckState, Hold, Inputs, Policy, ProbeResult
 from watchdog.state import step
 
 log = logging.getLogger("watchdog.runner")
-
-
-def passing(state: CheckState | None) -> bool:
-    """A parent lets its children page only while it passes: no failure in a row and no
-    open incident (an unknown parent counts as passing; it is confirmed before a page)."""
-    return state is None or (state.failures == 0 and not state.triggered)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from cronsim import CronSim
 
-from watchdog.model import Hold
+from watchdog.model import CheckState, Hold
 
 _TICK = timedelta(microseconds=1)
 
@@ -170,6 +170,12 @@ def describe(hold: Hold) -> str:
         return hold.reason
     local = datetime.fromtimestamp(hold.until).astimezone()
     return f"{hold.reason} until {local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+
+
+def passing(state: CheckState | None) -> bool:
+    """A parent lets its children page only while it passes: no failure in a row and no
+    open incident (an unknown parent counts as passing; it is confirmed before a page)."""
+    return state is None or (state.failures == 0 and not state.triggered)
 
 
 def failing_parents(parents: Sequence[str], passing: Mapping[str, bool]) -> list[str]:
