@@ -101,7 +101,8 @@ def test_a_window_holds_the_page_and_it_goes_out_once_when_the_window_ends(tmp_p
         assert held["state"].startswith("held (failing")
         restart(proc)  # in the middle of the window: the owed trigger is remembered
         assert time.time() < end and pd.events == []
-        pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"], timeout=end - time.time() + 5)
+        pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"],
+                    timeout=end - time.time() + 5)
         assert time.time() >= end  # not a moment before the window ended
         proc.wait_log("check web: hold over; trigger released")
         web.up = True
