@@ -1,6 +1,7 @@
 """A/B the config loader: an old commit against this tree, same machine, one run.
 
     .venv/bin/python bench/config_ab.py --old f685e10 [--repeats 5]
+    .venv/bin/python bench/config_ab.py --old-tree /tmp/base12 [--repeats 5]
 
 Measures, alternating old and new so that the machine's drift hits both alike:
   * `pd-watchdog validate` of 10,000 checks (bench/gen.py's mix; one file, and a main file
@@ -10,8 +11,9 @@ Measures, alternating old and new so that the machine's drift hits both alike:
 Both trees are byte-compiled first, as an install would be. The old code is a
 `git worktree` of --old in a temporary folder, run by this venv's Python
 from that folder with PYTHONPATH pointing at it (so it comes before this tree's editable
-install; its dependencies are a subset of ours). Loopback only: the
-checks point at a closed port, no PagerDuty is contacted (dry-run).
+install; its dependencies are a subset of ours); or --old-tree, a checkout made beforehand,
+run by its own .venv/bin/python when it has one (its own dependencies, as installed).
+Loopback only: the checks point at a closed port, no PagerDuty is contacted (dry-run).
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ def env_for(tree: Path) -> dict[str, str]:
     return env
 
 
+def python_for(tree: Path) -> str:
+    """The tree's own venv if it has one (--old-tree), else this one's."""
+    own = tree / ".venv" / "bin" / "python"
+    return str(own) if tree != ROOT and own.exists() else PYTHON
+
+
 def which_code(tree: Path) -> str:
-    done = subprocess.run([PYTHON, "-c", "import watchdog.config as c; print(c.__file__)"],
+    done = subprocess.run([python_for(tree), "-c",
+                           "import watchdog.config as c; print(c.__file__)"],
                           env=env_for(tree), cwd=tree, capture_output=True, text=True,
                           check=True)
     return done.stdout.strip()
@@ -62,8 +71,8 @@ def validate_once(tree: Path, path: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the validate process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([PYTHON, "-m", "watchdog", "validate", str(path)], env=env_for(tree),
-                          cwd=tree, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([python_for(tree), "-m", "watchdog", "validate", str(path)],
+                          env=env_for(tree), cwd=tree, capture_output=True, text=True, timeout=120)
     took = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -78,7 +87,7 @@ def startup_once(tree: Path, path: Path) -> tuple[float, float, int]:
     subprocess.run(["rm", "-rf", str(state)], check=True)
     with open(log, "wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([PYTHON, "-m", "watchdog", "run", "--dry-run", str(path)],
+        proc = subprocess.Popen([python_for(tree), "-m", "watchdog", "run", "--dry-run", str(path)],
                                 env=env_for(tree), cwd=tree, stdout=out,
                                 stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -108,22 +117,26 @@ def summary(values: list[float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", required=True, help="the commit to compare with")
+    old = parser.add_mutually_exclusive_group(required=True)
+    old.add_argument("--old", help="the commit to compare with")
+    old.add_argument("--old-tree", type=Path, help="a checkout of it (with its own .venv)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--validate-checks", type=int, default=10_000)
     parser.add_argument("--run-checks", type=int, default=5_000)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="pdw-config-ab-"))
-    old_tree = work / "old"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old_tree),
-                    args.old], check=True, capture_output=True)
+    old_tree = args.old_tree.resolve() if args.old_tree else work / "old"
+    if not args.old_tree:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old_tree),
+                        args.old], check=True, capture_output=True)
     try:
         trees = {"old": old_tree, "new": ROOT}
         for label, tree in trees.items():
             # as installed: bytecode compiled once (pip does it), not recompiled per start
             # when PYTHONDONTWRITEBYTECODE keeps a checkout without fresh .pyc files
-            subprocess.run([PYTHON, "-m", "compileall", "-q", str(tree / "watchdog")],
+            subprocess.run([python_for(tree), "-m", "compileall", "-q", str(tree / "watchdog"),
+                            str(tree / "pagerduty_api")],
                            env={**env_for(tree), "PYTHONDONTWRITEBYTECODE": ""}, check=True)
             print(f"{label}: {which_code(tree)}", flush=True)
         inputs = {
@@ -144,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                 raw["startup"][label].append(wall)
                 raw["startup_cpu"][label].append(used)
                 raw["peak_rss_kb"][label].append(peak)
-        results = {"old_commit": args.old, "repeats": args.repeats,
+        old_commit = args.old or subprocess.run(
+            ["git", "-C", str(old_tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+            text=True, check=True).stdout.strip()
+        results = {"old_commit": old_commit, "repeats": args.repeats,
                    "validate_checks": args.validate_checks, "run_checks": args.run_checks,
                    **{key: {label: summary(v) for label, v in pair.items()}
                       for key, pair in raw.items()}}
@@ -154,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old_tree)],
-                       check=False, capture_output=True)
+        if not args.old_tree:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(old_tree)], check=False, capture_output=True)
         subprocess.run(["rm", "-rf", str(work)], check=False)
     return 0
 

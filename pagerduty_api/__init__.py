@@ -1,7 +1,10 @@
 """A PagerDuty Events client: Alert triggers, acknowledges and resolves (Events API v1 or v2)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 # Local package imports
-from pagerduty_api.alert import Alert
 from pagerduty_api.exceptions import (
     ConfigurationException,
     IncidentKeyException,
@@ -11,6 +14,9 @@ from pagerduty_api.exceptions import (
 )
 from pagerduty_api.retry import is_retryable
 from pagerduty_api.version import __version__
+
+if TYPE_CHECKING:
+    from pagerduty_api.alert import Alert
 
 __all__ = [
     "Alert",
@@ -22,3 +28,14 @@ __all__ = [
     "__version__",
     "is_retryable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Alert on first use: it imports requests (~0.15 s), which the submodules pd-watchdog
+    reads without sending (masking, severities, retry rules) must not pay for."""
+    if name == "Alert":
+        from pagerduty_api.alert import Alert
+
+        globals()["Alert"] = Alert  # asked once
+        return Alert
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

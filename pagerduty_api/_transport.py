@@ -13,6 +13,9 @@ TRUNCATION_MARKER = "… [truncated]"
 BODY_TEXT_LIMIT = 1000  # characters of an answer kept on an exception
 BACKOFF_BASE = 0.5  # seconds
 BACKOFF_CAP = 30.0  # seconds
+# Events API v2 severities. Here, not in alert.py, so that pd-watchdog's config can name them
+# without importing requests (alert.py does, and re-exports this).
+SEVERITIES = ("critical", "error", "warning", "info")
 
 
 def mask_key(key: str | None) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 # Local package imports
-from pagerduty_api._transport import encode_json, mask_key, truncate
+from pagerduty_api._transport import SEVERITIES, encode_json, mask_key, truncate
 from pagerduty_api.base import Resource
 from pagerduty_api.exceptions import (
     ConfigurationException,
@@ -26,7 +26,6 @@ from pagerduty_api.retry import THROTTLE_STATUSES
 logger = logging.getLogger("pagerduty_api")
 
 APIS = ("v1", "v2")
-SEVERITIES = ("critical", "error", "warning", "info")
 MAX_KEY_LENGTH = 255  # characters of an incident_key / dedup_key
 MAX_SUMMARY_LENGTH = 1024  # characters of a description / summary
 MAX_BODY_BYTES = 512_000  # PagerDuty's 512 KB, counted on the safe side

@@ -5,6 +5,8 @@ import hashlib
 import json
 import pickle
 import random
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -563,3 +565,20 @@ def test_authorized_resource_repr_and_errors_hide_the_key(pd):
 
 def test_alert_needs_no_api_key_in_the_environment():
     assert Alert(service_key=KEY).service_key == KEY
+
+
+def test_the_light_parts_import_without_requests():
+    """Masking, severities and retry rules are read by `pd-watchdog validate`, which sends
+    nothing: importing them must not import requests (Alert does, when first asked for)."""
+    code = ("import sys, pagerduty_api, pagerduty_api._transport, pagerduty_api.retry;"
+            "assert 'requests' not in sys.modules, 'requests imported';"
+            "from pagerduty_api import Alert;"
+            "assert 'requests' in sys.modules and Alert.__module__ == 'pagerduty_api.alert'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    assert pagerduty_api.Alert is Alert
+    assert "Alert" in pagerduty_api.__all__
+    with pytest.raises(AttributeError, match="no attribute 'Alarm'"):
+        pagerduty_api.Alarm  # noqa: B018

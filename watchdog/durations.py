@@ -62,23 +62,51 @@ def parse_duration(value: object, minimum: float = MIN_SECONDS) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
-    """Short human form of a duration ("1m30s", "500ms", "2.5s") for messages.
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+STYLES = ("exact", "measured", "age")
 
-    Exact to the millisecond, so parse_duration(format_duration(x)) == x for durations
-    written in whole milliseconds.
+
+def format_duration(seconds: float, style: str = "exact") -> str:
+    """A duration as pd-watchdog writes it everywhere, in one of three precisions:
+
+    * "exact", for config values and messages about them: "500ms", "2.5s", "1m30s"; exact
+      to the millisecond, so parse_duration(format_duration(x)) == x for durations written
+      in whole milliseconds;
+    * "measured", for a time in a probe's summary or a log line ("response took 2.31s",
+      "timed out after 0.5s", "retry in 12s"): seconds to 2 decimals under 10 s, whole
+      seconds up to a minute, then minutes and seconds ("1m15s");
+    * "age", for how long ago something happened or how long it has lasted (status,
+      outbox): the two largest units, counted down ("40s", "12m5s", "3h20m", "2d4h").
     """
-    total_ms = round(seconds * 1000)
-    if total_ms < 1000:
-        return f"{total_ms}ms"
-    if total_ms < 60_000 and total_ms % 1000:
-        return f"{total_ms / 1000:g}s"
+    if not math.isfinite(seconds):
+        return f"{seconds}s"
+    if style == "exact":
+        total_ms = round(seconds * 1000)
+        if total_ms < 1000:
+            return f"{total_ms}ms"
+        if total_ms < 60_000 and total_ms % 1000:
+            return f"{total_ms / 1000:g}s"
+        return _in_units(total_ms, len(_UNITS))
+    if style == "measured":
+        if seconds < 9.995:  # what rounds to 10.00 is "10s"
+            return f"{seconds:.2f}".rstrip("0").rstrip(".") + "s"
+        whole = round(seconds)
+        return f"{whole}s" if whole < 60 else _in_units(whole * 1000, len(_UNITS))
+    if style == "age":
+        whole = int(seconds)
+        return f"{whole}s" if whole < 60 else _in_units(whole * 1000, 2)
+    raise ValueError(f"unknown duration style {style!r}: one of {', '.join(STYLES)}")
+
+
+def _in_units(total_ms: int, most: int) -> str:
+    """"1d2h3m4s5ms": `most` units from the largest one present (what is below them is
+    dropped), a unit that counts zero left out. `total_ms` is at least 1s."""
+    start = next(i for i, (_, size) in enumerate(_UNITS) if total_ms >= size)
     parts = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
-                       ("ms", 1)):
-        if total_ms >= size:
-            parts.append(f"{total_ms // size}{unit}")
-            total_ms %= size
+    for unit, size in _UNITS[start:start + most]:
+        count, total_ms = divmod(total_ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
     return "".join(parts)
 
 

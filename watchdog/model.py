@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 # PagerDuty's severities are the client's (the wire contract), named here for watchdog's use.
-from pagerduty_api.alert import SEVERITIES as SEVERITIES
+from pagerduty_api._transport import SEVERITIES as SEVERITIES
 
 TRIGGER = "trigger"
 RESOLVE = "resolve"

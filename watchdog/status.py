@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from watchdog import runtime
+from watchdog.durations import format_duration
 from watchdog.logs import mask, mask_data
 from watchdog.model import Check, CheckState, Policy
 from watchdog.state import describe
@@ -242,10 +243,7 @@ def _clock(stamp: float) -> str:
 
 
 def age(seconds: float | None) -> str:
+    """How long ago, or for how long: "-" when unknown, else "40s", "12m5s", "3h20m"."""
     if seconds is None:
         return "-"
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return format_duration(seconds, "age")

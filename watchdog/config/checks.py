@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from watchdog.config.errors import did_you_mean
+from watchdog.config.fields import validate
 from watchdog.config.models import CheckFields, CheckSettings, Name
 from watchdog.config.report import SourceFile, line_of
 from watchdog.config.result import default_incident_key
@@ -30,7 +31,6 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     for key, field in CheckSettings.model_fields.items()
 }
 _SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
-_NAME = TypeAdapter(Name)
 # json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
 # must stay byte-for-byte what they were (the store compares them across versions)
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
@@ -219,7 +219,7 @@ def _setting(key: str, value: Any) -> Any:
 
 def _valid_name(name: Any) -> bool:
     try:
-        _NAME.validate_python(name)
+        validate(Name, name)  # its adapter is built on first use: a bad name is rare
     except ValidationError:
         return False
     return True

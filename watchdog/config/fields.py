@@ -98,7 +98,10 @@ class Section(BaseModel):
     mean "not set", and does both for the sections nested in this one.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: a validator is built when a model is first validated on its own, so the
+    # sections only ever validated inside another (pagerduty:, defaults:, an http: request)
+    # never get one of their own, and `schema` alone pays for the schema-only models
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
     _null_unset: ClassVar[frozenset[str]] = frozenset()
     _nested: ClassVar[dict[str, type[Section]]] = {}
     _has_rules: ClassVar[bool] = False

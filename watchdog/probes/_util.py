@@ -1,4 +1,4 @@
-"""Small helpers shared by the probe kinds: durations and number formatting."""
+"""Small helpers shared by the probe kinds: durations read and written as probes do."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ def parse_duration(value: Any) -> float:
 
 
 def fmt_seconds(seconds: float) -> str:
-    """"2s", "0.5s", "2.3s": short and stable for summaries that people read in a page."""
-    if seconds >= 10:
-        return f"{seconds:.0f}s"
-    text = f"{seconds:.2f}".rstrip("0").rstrip(".")
-    return f"{text}s"
+    """"2s", "0.5s", "2.31s", "1m15s": durations.format_duration's "measured" style, the
+    one for summaries that people read in a page."""
+    return durations.format_duration(seconds, "measured")

@@ -82,6 +82,7 @@ _resolver_lock = threading.Lock()
 _lookups: dict[Address, asyncio.Future[list[Address]]] = {}
 
 
+@functools.lru_cache(maxsize=4096)  # 10,000 checks on a few hosts: parse each host once
 def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address when `host` is an IP literal (it needs no lookup), else None."""
     try:
