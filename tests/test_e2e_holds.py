@@ -270,3 +270,40 @@ def test_a_flapping_target_opens_one_incident_and_resolves_it_once(tmp_path, pd)
         assert pd.actions_for(key("web")) == ["trigger", "resolve"]
     finally:
         target.close()
+
+
+def test_when_the_parent_recovers_a_child_still_failing_pages(tmp_path, pd, web):
+    parent = Target()
+    try:
+        checks = (http_check("uplink", parent.url)
+                  + http_check("app", web.url, "    depends_on: uplink\n"))
+        config = write_config(tmp_path, pd.url, checks)
+        with Watchdog(config, env=ENV) as proc:
+            proc.wait_started()
+            parent.up = web.up = False
+            pd.wait_for(lambda: pd.actions_for(key("uplink")) == ["trigger"], timeout=10)
+            proc.wait_log("check app: trigger held: parent uplink failing")
+            parent.up = True  # the uplink is back; the app is still down
+            pd.wait_for(lambda: pd.actions_for(key("uplink")) == ["trigger", "resolve"],
+                        timeout=10)
+            pd.wait_for(lambda: pd.actions_for(key("app")) == ["trigger"], timeout=10)
+            assert proc.stop() == 0
+    finally:
+        parent.close()
+
+
+def test_a_window_added_by_a_reload_holds_at_once(tmp_path, pd, web):
+    config = write_config(tmp_path, pd.url, http_check("web", web.url))
+    with Watchdog(config, env=ENV) as proc:
+        proc.wait_started()
+        top = (f"maintenance:\n  - name: added\n    checks: [web]\n"
+               f"    start: \"{iso(time.time() - 1)}\"\n    duration: 1h\n")
+        write_config(tmp_path, pd.url, http_check("web", web.url), top=top)
+        proc.signal(signal.SIGHUP)
+        proc.wait_log("maintenance added started")
+        web.up = False
+        proc.wait_log("check web: trigger held: maintenance added")
+        hits = web.hits
+        wait_for(lambda: web.hits >= hits + 10, what="probes in the window")
+        assert pd.events == []
+        assert proc.stop() == 0
