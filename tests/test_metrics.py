@@ -329,6 +329,14 @@ class Reference:
         self.runs = Counter("pd_watchdog_check_runs",
                             "Probe runs of the check that produced a result.", ["check"],
                             registry=r)
+        self.check_held = Gauge(
+            "pd_watchdog_check_held",
+            "1 while the check's triggers are held back (maintenance window, silence or a "
+            "failing parent; resolves are never held).", ["check"], registry=r)
+        self.flapping = Gauge(
+            "pd_watchdog_check_flapping",
+            "1 while the check is flapping (one incident held open until it settles).",
+            ["check"], registry=r)
         self.duration = Histogram("pd_watchdog_probe_duration_seconds",
                                   "How long the check's probe took.", ["check"],
                                   buckets=PROBE_BUCKETS, registry=r)
@@ -384,8 +392,10 @@ class Reference:
         yield skipped
         yield missed
 
-    def observe_result(self, name, result, state, *, lag):
+    def observe_result(self, name, result, state, *, lag, held=False):
         self.up.labels(name).set(1 if result.ok else 0)
+        self.check_held.labels(name).set(1 if held else 0)
+        self.flapping.labels(name).set(1 if state.flapping else 0)
         self.failures.labels(name).set(state.failures)
         self.triggered.labels(name).set(1 if state.triggered else 0)
         self.runs.labels(name).inc()
@@ -400,7 +410,8 @@ class Reference:
         self.scheduler[name] = (skipped, missed)
 
     def forget(self, name):
-        for metric in (self.up, self.failures, self.triggered, self.runs, self.duration):
+        for metric in (self.up, self.failures, self.triggered, self.runs, self.duration,
+                       self.check_held, self.flapping):
             with contextlib.suppress(KeyError):
                 metric.remove(name)
         self.scheduler.pop(name, None)
@@ -438,10 +449,10 @@ def feed(*sinks) -> None:
     for k in range(400):
         name = ODD[k % len(ODD)]
         result = ProbeResult(ok=k % 3 == 0, summary="x", latency=latencies[k % len(latencies)])
-        state = CheckState(failures=k % 4, triggered=k % 5 == 0)
+        state = CheckState(failures=k % 4, triggered=k % 5 == 0, flapping=k % 7 == 0)
         lag = [0.0004, -0.5, 0.001, 0.3, 7.0, 0.0025][k % 6]
         for sink in sinks:
-            sink.observe_result(name, result, state, lag=lag)
+            sink.observe_result(name, result, state, lag=lag, held=k % 11 < 3)
             if k % 9 == 0:
                 sink.set_skipped(ODD[(k // 9) % len(ODD)], k, 2 * k + 1)
             if k % 31 == 0:

@@ -107,7 +107,9 @@ def test_schema_versions_run_from_1_without_gaps() -> None:
     """A new version is the next number (steps_after walks every number up to the newest)."""
     assert sorted(schema.VERSIONS) == list(range(1, SCHEMA_VERSION + 1))
     assert schema.steps_after(SCHEMA_VERSION) == []
-    assert schema.steps_after(1) == list(schema.VERSIONS[2])
+    assert schema.steps_after(SCHEMA_VERSION - 1) == list(schema.VERSIONS[SCHEMA_VERSION])
+    assert schema.steps_after(1) == [s for v in range(2, SCHEMA_VERSION + 1)
+                                     for s in schema.VERSIONS[v]]
 
 
 def test_record_round_trip_survives_reopen(tmp_path: Path) -> None:
@@ -467,3 +469,25 @@ def test_closed_store_says_so(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.load_checks()
+
+
+def test_silences_are_stored_listed_and_ended_beside_a_live_writer(tmp_path: Path) -> None:
+    """The runner's store and a second connection (the CLI's) share the silences table."""
+    from watchdog.holds import Silence
+
+    runner = Store(str(tmp_path))
+    runner.lock()
+    cli = Store(str(tmp_path))
+    cli.add_silence(Silence("a1", ("db-*",), "backup", created_at=100.0, until=200.0,
+                            created_by="ops@h"))
+    cli.add_silence(Silence("b2", ("web",), "deploy", created_at=100.0, until=150.0))
+    assert [s.id for s in runner.silences(120.0)] == ["a1", "b2"]
+    assert [s.id for s in runner.silences(160.0)] == ["a1"]  # b2 ended by itself
+    [a1] = runner.silences(120.0)[:1]
+    assert a1.patterns == ("db-*",) and a1.created_by == "ops@h" and a1.until == 200.0
+    assert cli.end_silences(["a1", "nope"], 130.0) == ["a1"]
+    assert runner.silences(131.0) == [runner.silences(None)[1]]  # only b2 left active
+    assert cli.end_silences(None, 131.0) == ["b2"] and runner.silences(131.0) == []
+    assert {s.id for s in runner.silences(None, since=120.0)} == {"a1", "b2"}  # kept, ended
+    cli.close()
+    runner.close()

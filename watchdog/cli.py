@@ -1,4 +1,4 @@
-"""The `pd-watchdog` command: run, validate, check, status, outbox, schema."""
+"""The `pd-watchdog` command: run, validate, check, status, outbox, schema, silence."""
 
 from __future__ import annotations
 
@@ -78,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
     outbox = _outbox_parser(sub)
     schema = _schema_parser(sub)
-    for command in (run, validate, check, status, outbox, schema):
+    from watchdog import silence_cmd
+
+    silencing = silence_cmd.add_parsers(sub)
+    for command in (run, validate, check, status, outbox, schema, *silencing):
         command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
     return parser
 
@@ -115,7 +118,7 @@ def _schema_parser(sub: Any) -> argparse.ArgumentParser:
     return schema
 
 
-def _load(path: str, *, need_key: bool = True) -> Config | None:
+def load_config(path: str, *, need_key: bool = True) -> Config | None:
     try:
         config = load(path, need_key=need_key)
     except ConfigError as exc:
@@ -144,7 +147,7 @@ def service_without_key(config: Config, environ: Mapping[str, str] | None = None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_config(args.config)
     if config is None:
         return 1
     for warning in [*config.warnings, service_without_key(config)]:
@@ -156,7 +159,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config, need_key=False)
+    config = load_config(args.config, need_key=False)
     if config is None:
         return 1
     checks = list(config.checks)
@@ -202,7 +205,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if config:
         logs.add_secrets(secrets)
     try:
-        data = status.collect(state_dir, config.checks if config else None)
+        data = status.collect(state_dir, config.checks if config else None,
+                              windows=config.maintenance if config else ())
     except StoreError as exc:
         print(f"pd-watchdog status: {exc}", file=sys.stderr)
         return 1
@@ -217,7 +221,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     from watchdog import outbox_cmd
     from watchdog.store import StoreError
 
-    config = _load(args.config, need_key=False)
+    config = load_config(args.config, need_key=False)
     if config is None:
         return 1
     if args.drop and not args.reason:
@@ -257,7 +261,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
-    config = _load(args.config)
+    config = load_config(args.config)
     if config is None:
         return 1
     from watchdog.runner import Runner

@@ -89,6 +89,11 @@ _SKIPPED_HEAD = _head("pd_watchdog_check_skipped_total", "counter",
                       "Runs skipped because the previous run of the check was still going.")
 _MISSED_HEAD = _head("pd_watchdog_check_missed_total", "counter",
                      "Planned runs that were already past when the scheduler got to them.")
+_HELD_HEAD = _head("pd_watchdog_check_held", "gauge",
+                   "1 while the check's triggers are held back (maintenance window, silence or "
+                   "a failing parent; resolves are never held).")
+_FLAPPING_HEAD = _head("pd_watchdog_check_flapping", "gauge",
+                       "1 while the check is flapping (one incident held open until it settles).")
 
 
 # The histogram's lines are cut around the check's label value and the count, so writing
@@ -107,10 +112,12 @@ _B0 = 6
 _NBUCKETS = len(PROBE_BUCKETS)
 _SKIPPED = _B0 + _NBUCKETS  # None until the scheduler's totals are first copied in
 _MISSED = _SKIPPED + 1
+_HELD = _MISSED + 1
+_FLAPPING = _HELD + 1
 
 
 def _new_record(check_name: str) -> list[Any]:
-    return [escape_label_value(check_name), 0, 0, 0, 0, 0.0, *[0] * _NBUCKETS, None, None]
+    return [escape_label_value(check_name), 0, 0, 0, 0, 0.0, *[0] * _NBUCKETS, None, None, 0, 0]
 
 
 _LAG_LES = [*(floatToGoString(bound) for bound in LAG_BUCKETS), "+Inf"]
@@ -193,7 +200,8 @@ class Metrics:
                 self._events.labels(action, outcome)  # present at 0, so rate() works at once
 
     def observe_result(
-        self, check_name: str, result: ProbeResult, state: CheckState, *, lag: float
+        self, check_name: str, result: ProbeResult, state: CheckState, *, lag: float,
+        held: bool = False,
     ) -> None:
         """Record one probe result and the state it left the check in (a hot path: everything
         that can be worked out before taking the lock is)."""
@@ -205,6 +213,8 @@ class Metrics:
         up = 1 if result.ok else 0
         failures = int(state.failures)
         triggered = 1 if state.triggered else 0
+        held_now = 1 if held else 0
+        flapping = 1 if state.flapping else 0
         with self._lock:
             record = self._checks.get(check_name)
             if record is None:
@@ -212,6 +222,8 @@ class Metrics:
             record[_UP] = up
             record[_FAILURES] = failures
             record[_TRIGGERED] = triggered
+            record[_HELD] = held_now
+            record[_FLAPPING] = flapping
             record[_RUNS] += 1
             record[_SUM] += latency
             if bucket < _NBUCKETS:
@@ -288,6 +300,11 @@ class Metrics:
               for r in ran],
             _RUNS_HEAD,
             *[f'pd_watchdog_check_runs_total{{check="{r[_LABEL]}"}} {r[_RUNS]}.0\n' for r in ran],
+            _HELD_HEAD,
+            *[f'pd_watchdog_check_held{{check="{r[_LABEL]}"}} {r[_HELD]}.0\n' for r in ran],
+            _FLAPPING_HEAD,
+            *[f'pd_watchdog_check_flapping{{check="{r[_LABEL]}"}} {r[_FLAPPING]}.0\n'
+              for r in ran],
             _DURATION_HEAD,
         ]
         add = out.append

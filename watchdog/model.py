@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 # PagerDuty's severities are the client's (the wire contract), named here for watchdog's use.
 from pagerduty_api._transport import SEVERITIES as SEVERITIES
+from watchdog.flapping import Flapping
 
 TRIGGER = "trigger"
 RESOLVE = "resolve"
@@ -54,6 +55,9 @@ class Check:
     source: str = ""
     fingerprint: str = ""
     origin: str = ""
+    depends_on: tuple[str, ...] = ()
+    flapping: Flapping | None = None
+    repeat_interval: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Policy:
     recover_after: int = 2
     severity: str = "critical"
     details: dict[str, Any] = field(default_factory=dict)
+    repeat_interval: float = 0.0
+    flapping: Flapping | None = None
 
     @classmethod
     def of(cls, check: Check) -> Policy:
@@ -78,7 +84,31 @@ class Policy:
             recover_after=check.recover_after,
             severity=check.severity,
             details=check.details,
+            repeat_interval=check.repeat_interval,
+            flapping=check.flapping,
         )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a trigger must wait, and until when (None: until something recovers)."""
+
+    reason: str
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the state machine is told besides the result: the time, the hold that applies
+    now (maintenance, silence, a failing parent) and, for a parent's page, the dependents
+    failing behind it."""
+
+    now: float = 0.0
+    hold: Hold | None = None
+    dependents: tuple[str, ...] = ()
+
+
+NO_INPUTS = Inputs()
 
 
 @dataclass(frozen=True)
@@ -87,26 +117,41 @@ class CheckState:
 
     `failures`/`passes` count the current run of consecutive results; `triggered` is True
     while an incident is open on PagerDuty, with the severity it was last triggered at.
+    `held` is True while a trigger is owed but held back; `notified_at` is when the last
+    trigger was queued (for repeat_interval); `history` and `flapping` are flap detection's
+    ("1" a pass, "0" a failure, oldest first; only kept when flap detection is on).
     """
 
     failures: int = 0
     passes: int = 0
     triggered: bool = False
     severity: str | None = None
+    held: bool = False
+    notified_at: float | None = None
+    history: str = ""
+    flapping: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "failures": self.failures,
             "passes": self.passes,
             "triggered": self.triggered,
             "severity": self.severity,
         }
+        # Newer fields only when set: rows stay small and older versions read them.
+        for key, unset in _OPTIONAL_STATE.items():
+            value = getattr(self, key)
+            if value != unset:
+                data[key] = value
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckState:
-        return cls(
-            **{k: data[k] for k in ("failures", "passes", "triggered", "severity") if k in data}
-        )
+        return cls(**{k: data[k] for k in _STATE_KEYS if k in data})
+
+
+_OPTIONAL_STATE = {"held": False, "notified_at": None, "history": "", "flapping": False}
+_STATE_KEYS = ("failures", "passes", "triggered", "severity", *_OPTIONAL_STATE)
 
 
 @dataclass(frozen=True)

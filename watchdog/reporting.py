@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from watchdog import logs
 from watchdog.config import Config
@@ -132,6 +132,17 @@ class Reporter:
         )
 
 
+def mask_result(result: ProbeResult, secrets: frozenset[str]) -> ProbeResult:
+    """The result with every secret masked in its summary and details."""
+    if not secrets:
+        return result
+    summary = logs.mask(result.summary, secrets)
+    details = logs.mask_data(result.details, secrets)
+    if summary is result.summary and details is result.details:
+        return result
+    return replace(result, summary=summary, details=details)
+
+
 def log_result(check: Check, before: CheckState, after: CheckState, policy: Policy,
                result: ProbeResult, events: list[Event]) -> None:
     """Log a change of what the check is said to be, and every event it queued."""
@@ -151,6 +162,12 @@ def log_result(check: Check, before: CheckState, after: CheckState, policy: Poli
             event.severity,
             event.summary,
         )
+
+
+def log_started(config: Config, checks: int, triggered: int, pending: int) -> None:
+    log.info("started: %s from %s, %d triggered, %s pending, state in %s",
+             plural(checks, "check"), plural(len(config.files), "file"), triggered,
+             plural(pending, "event"), config.state_dir)
 
 
 def log_removed(name: str, events: list[Event]) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 
-from watchdog import __version__, aio, logs
+from watchdog import __version__, aio
 from watchdog.config import Config
 from watchdog.heartbeat import HeartbeatPinger
+from watchdog.holding import HoldKeeper, log_hold
 from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
 from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
@@ -34,6 +34,8 @@ from watchdog.reporting import (
     log_reconciled,
     log_removed,
     log_result,
+    log_started,
+    mask_result,
     serve_metrics,
     start_heartbeat,
 )
@@ -42,7 +44,7 @@ from watchdog.scheduler import Scheduler
 from watchdog.sender import Sender
 from watchdog.signals import Requests
 from watchdog.state import Known, next_interval, reconcile, step
-from watchdog.store import Store
+from watchdog.store import Store, StoreError
 from watchdog.vitals import Vitals
 from watchdog.words import plural
 
@@ -66,6 +68,7 @@ class Runner:
         self.checks: dict[str, Check] = {}
         self.policies: dict[str, Policy] = {}
         self.states: dict[str, CheckState] = {}
+        self.keeper = HoldKeeper()
         self.requests = Requests()
         self.stop_requested = self.requests.stop
         self.reload_requested = self.requests.reload
@@ -121,14 +124,7 @@ class Runner:
         self._start_metrics()
         self._start_heartbeat(self.config)
         pending = self.store.outbox_stats(time.time())["pending"]
-        log.info(
-            "started: %s from %s, %d triggered, %s pending, state in %s",
-            plural(len(self.checks), "check"),
-            plural(len(self.config.files), "file"),
-            self.triggered_count(),
-            plural(pending, "event"),
-            self.config.state_dir,
-        )
+        log_started(self.config, len(self.checks), self.triggered_count(), pending)
         self.notifier.ready(self.reporter.status_line(pending))
 
     def _start_metrics(self) -> None:
@@ -191,7 +187,13 @@ class Runner:
     def _housekeeping(self) -> None:
         """Check the state files, write what waits in memory and the batched results; refresh
         what is read from outside: STATUS=, runtime.json and metrics."""
+        try:
+            silences = self.store.silences(time.time())
+        except StoreError:
+            silences = None  # the store cannot say now: the last ones read are kept
         with self._lock:
+            if silences is not None:
+                self.keeper.refresh(silences, time.time())
             if not self._closing:
                 self.recorder.check_files()
                 self.recorder.flush()
@@ -313,6 +315,7 @@ class Runner:
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
+            self.keeper.configure(config.checks, config.maintenance)
 
     def _resync_delivery(self) -> None:
         """Re-send the trigger of every open incident when events start going somewhere new.
@@ -347,20 +350,16 @@ class Runner:
     ) -> float | None:
         """Mask, step the state, record, log; return how soon to probe again (None: the
         check's interval), for the scheduler to apply."""
-        secrets = self.config.secrets
-        if secrets:
-            # Before it is stored or sent anywhere: a plugin may print what it was given.
-            summary = logs.mask(result.summary, secrets)
-            details = logs.mask_data(result.details, secrets)
-            if summary is not result.summary or details is not result.details:
-                result = replace(result, summary=summary, details=details)
+        # Before it is stored or sent anywhere: a plugin may print what it was given.
+        result = mask_result(result, self.config.secrets)
         with self._lock:
             current = self.checks.get(check.name)
             if self._closing or current is None or current.fingerprint != check.fingerprint:
                 return None  # a result from before a reload (or after shutdown): not ours any more
             before = self.states[check.name]
             policy = self.policies[check.name]
-            after, events = step(before, result, policy)
+            asked = self.keeper.ask(check, before, result, policy, self.states, started)
+            after, events = step(before, result, policy, asked.inputs)
             if events or after != before:
                 # A change of state is written at once, with its events, before any is sent.
                 self._unsaved.pop(check.name, None)
@@ -374,8 +373,12 @@ class Runner:
             self.states[check.name] = after
             self.pending.pop(check.name, None)
             if self.metrics is not None:
-                self.metrics.observe_result(check.name, result, after, lag=started - planned)
+                self.metrics.observe_result(check.name, result, after, lag=started - planned,
+                                            held=asked.inputs.hold is not None)
         log_result(check, before, after, policy, result, events)
+        log_hold(check.name, before, after, asked.inputs.hold, events)
+        if asked.probe_now:
+            self.scheduler.run_now(asked.probe_now)
         sooner = next_interval(after, check)
         return sooner if not result.ok and sooner < check.interval else None
 
@@ -388,6 +391,7 @@ class Runner:
             self._unsaved.clear()
 
     def _on_sent(self, event: Event, outcome: str) -> None:
+        """Count a delivery attempt (the sender's callback)."""
         if self.metrics is not None:
             self.metrics.event_outcome(event.action, outcome)
 

@@ -273,6 +273,17 @@ class Scheduler:
 
         return start
 
+    def run_now(self, names: Iterable[str]) -> None:
+        """Probe these checks as soon as the loop is free (after the result being handled,
+        if called from a result handler), outside their schedule; from any thread. A check
+        already running is not started twice: its result is on its way."""
+        wanted = list(names)
+        self._call(lambda: self._loop.call_soon(self._run_all_now, wanted), wait=False)
+
+    def _run_all_now(self, names: list[str]) -> None:
+        for name in names:
+            self._run_now(name)
+
     def _run_now(self, name: str) -> None:
         """Run the check now, outside its schedule (unless it is running or gone); its result
         goes to on_result like any other. Loop thread only (from another: _call)."""

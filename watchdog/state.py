@@ -7,38 +7,114 @@ outputs, which is what lets the store replay them safely and the tests prove the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from watchdog.model import RESOLVE, TRIGGER, Check, CheckState, Event, Policy, ProbeResult
+from watchdog import flapping
+from watchdog.model import (
+    NO_INPUTS,
+    RESOLVE,
+    TRIGGER,
+    Check,
+    CheckState,
+    Event,
+    Inputs,
+    Policy,
+    ProbeResult,
+)
 
 SUMMARY_LIMIT = 1024
 
 
-def step(state: CheckState, result: ProbeResult, policy: Policy) -> tuple[CheckState, list[Event]]:
-    """Apply one probe result: Nagios-style soft/hard states with fail_after/recover_after."""
+def step(
+    state: CheckState, result: ProbeResult, policy: Policy, inputs: Inputs = NO_INPUTS
+) -> tuple[CheckState, list[Event]]:
+    """Apply one probe result: Nagios-style soft/hard states with fail_after/recover_after,
+    then flap detection, then holds (which delay triggers, never resolves)."""
+    flap = policy.flapping
+    history = flapping.remember(state.history, result.ok, flap.window) if flap else ""
+    counted = _count(state, result, policy, history)
+    if flap:
+        percent = flapping.percent_state_change(history, flap.window)
+        if state.flapping or percent >= flap.high:
+            return _flapping(state, counted, result, policy, inputs, percent)
+    return _normal(counted, result, policy, inputs)
+
+
+def _count(state: CheckState, result: ProbeResult, policy: Policy, history: str) -> CheckState:
+    """The counters after this result; triggered, severity and notified_at carried over."""
     if result.ok:
         passes = state.passes + 1
-        if state.triggered:
-            if passes >= policy.recover_after:
-                return CheckState(passes=passes), [_event(RESOLVE, policy, result, state.severity)]
-            return CheckState(passes=passes, triggered=True, severity=state.severity), []
-        return CheckState(passes=min(passes, policy.recover_after)), []
+        if not state.triggered:
+            passes = min(passes, policy.recover_after)
+        return replace(state, failures=0, passes=passes, history=history)
+    return replace(state, failures=state.failures + 1, passes=0, history=history)
 
+
+def _normal(
+    state: CheckState, result: ProbeResult, policy: Policy, inputs: Inputs
+) -> tuple[CheckState, list[Event]]:
+    if result.ok:
+        if state.triggered and state.passes >= policy.recover_after:
+            # A resolve is never held: an open incident that recovered is closed, hold or not.
+            resolved = CheckState(passes=state.passes, history=state.history)
+            return resolved, [_event(RESOLVE, policy, result, state.severity)]
+        return replace(state, held=False), []
     severity = result.severity or policy.severity
-    failures = state.failures + 1
     if state.triggered:
-        changed = severity != state.severity
-        events = [_event(TRIGGER, policy, result, severity)] if changed else []
-        return CheckState(failures=failures, triggered=True, severity=severity), events
-    if failures >= policy.fail_after:
-        return (
-            CheckState(failures=failures, triggered=True, severity=severity),
-            [_event(TRIGGER, policy, result, severity)],
-        )
-    return CheckState(failures=failures), []
+        if state.notified_at is None:  # a state from before repeat_interval: start its clock
+            state = replace(state, notified_at=inputs.now)
+        due = policy.repeat_interval > 0 and (
+            inputs.now - state.notified_at >= policy.repeat_interval)
+        if severity == state.severity and not due:
+            return replace(state, held=False), []
+    elif state.failures < policy.fail_after:
+        return state, []
+    return _trigger(state, policy, result, severity, inputs)
 
 
-def _event(action: str, policy: Policy, result: ProbeResult, severity: str | None) -> Event:
+def _trigger(
+    state: CheckState, policy: Policy, result: ProbeResult, severity: str, inputs: Inputs
+) -> tuple[CheckState, list[Event]]:
+    """Send the trigger the check owes, or hold it (state.held) while a hold applies."""
+    if inputs.hold is not None:
+        return replace(state, held=True), []
+    sent = replace(state, triggered=True, severity=severity, held=False,
+                   notified_at=inputs.now)
+    return sent, [_event(TRIGGER, policy, result, severity, inputs.dependents)]
+
+
+def _flapping(
+    before: CheckState, state: CheckState, result: ProbeResult, policy: Policy,
+    inputs: Inputs, percent: float,
+) -> tuple[CheckState, list[Event]]:
+    """One incident per flapping episode: opened when it starts (or when a hold on it
+    ends), neither resolved nor triggered again until the percent falls below `low`."""
+    flap = policy.flapping
+    assert flap is not None
+    if before.flapping and percent < flap.low:
+        # The episode ends here. Its one resolve may come now (passing), or later by the
+        # normal rules (a flapping check that settled on failing is simply down). An open
+        # incident gets no further trigger on this step, so an episode never has two.
+        state = replace(state, flapping=False)
+        if not state.triggered or (result.ok and state.passes >= policy.recover_after):
+            return _normal(state, result, policy, inputs)
+        return replace(state, held=False), []
+    state = replace(state, flapping=True)
+    if state.triggered:
+        return replace(state, held=False), []
+    changes = flapping.state_changes(state.history)
+    summary = (f"flapping: {changes} state changes in the last {len(state.history)} results "
+               f"({percent:.0f}% weighted); last: {result.summary}")
+    flap_result = replace(result, summary=summary, details={
+        **result.details, "flapping_percent": round(percent, 1), "state_changes": changes})
+    severity = state.severity or (result.severity if not result.ok else None) or policy.severity
+    return _trigger(state, policy, flap_result, severity, inputs)
+
+
+def _event(
+    action: str, policy: Policy, result: ProbeResult, severity: str | None,
+    dependents: tuple[str, ...] = (),
+) -> Event:
     prefix = f"{policy.name}: recovered: " if action == RESOLVE else f"{policy.name}: "
     summary = (prefix + result.summary).replace("\n", " ")
     if len(summary) > SUMMARY_LIMIT:
@@ -50,8 +126,16 @@ def _event(action: str, policy: Policy, result: ProbeResult, severity: str | Non
         summary=summary,
         severity=severity or policy.severity,
         source=policy.source,
-        details={**result.details, **policy.details},
+        details=_details(result, policy, dependents),
     )
+
+
+def _details(result: ProbeResult, policy: Policy, dependents: tuple[str, ...]) -> dict:
+    details = {**result.details, **policy.details}
+    if dependents:
+        # The parent's page says what else is down behind it (their own pages are held).
+        details["dependents_failing"] = list(dependents)
+    return details
 
 
 def retrigger(state: CheckState, policy: Policy, summary: str, why: str) -> list[Event]:
@@ -64,7 +148,12 @@ def retrigger(state: CheckState, policy: Policy, summary: str, why: str) -> list
 
 
 def describe(state: CheckState, policy: Policy) -> str:
-    """A one-word-ish label for logs and `status`: ok, failing 2/3, triggered, recovering 1/2."""
+    """A one-word-ish label for logs and `status`: ok, failing 2/3, triggered, recovering 1/2,
+    flapping, held (failing 3/3)."""
+    if state.flapping:
+        return "flapping (trigger held)" if state.held else "flapping"
+    if state.held and not state.triggered:
+        return f"held (failing {state.failures}/{policy.fail_after})"
     if state.triggered:
         if state.passes:
             return f"recovering {state.passes}/{policy.recover_after}"
@@ -75,8 +164,9 @@ def describe(state: CheckState, policy: Policy) -> str:
 
 
 def next_interval(state: CheckState, check: Check) -> float:
-    """While a check is failing but not yet triggered, retry_interval confirms it sooner."""
-    if check.retry_interval and state.failures and not state.triggered:
+    """While a check is failing but not yet triggered, retry_interval confirms it sooner
+    (not while its trigger is held: confirming sooner would change nothing)."""
+    if check.retry_interval and state.failures and not state.triggered and not state.held:
         return min(check.retry_interval, check.interval)
     return check.interval
 

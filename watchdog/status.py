@@ -12,8 +12,9 @@ import json
 import time
 from typing import Any
 
-from watchdog import runtime
+from watchdog import runtime, status_holds
 from watchdog.durations import format_duration
+from watchdog.holds import Window
 from watchdog.logs import mask, mask_data
 from watchdog.model import Check, CheckState, Policy
 from watchdog.state import describe
@@ -24,9 +25,9 @@ PENDING = "pending"
 PERFDATA_SHOWN = 3  # perfdata values in the table's summary column
 
 
-def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | None = None
-            ) -> dict[str, Any]:
-    """Plain data for --json and for the table: every check, then the outbox.
+def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | None = None,
+            windows: tuple[Window, ...] = ()) -> dict[str, Any]:
+    """Plain data for --json and for the table: every check, holds, then the outbox.
 
     checks=None: the config did not load, so whether a check is configured is unknown."""
     now = time.time() if now is None else now
@@ -35,6 +36,7 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
         stored = store.load_checks()
         outbox = store.outbox_stats(now)
         dead = store.dead_letters(limit=20)
+        silences = store.silences(now)
     finally:
         store.close()
     live = runtime.read(state_dir)
@@ -46,10 +48,13 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
     if checks is None:
         for row in rows:
             row["configured"] = None
+    states = {name: row.state for name, row in stored.items()}
+    holding = status_holds.annotate(rows, checks or (), windows, silences, states, now)
     return {
         "state_dir": state_dir,
         "runner": _runner(live),
         "checks": rows,
+        **holding,
         "outbox": outbox,
         "dead_letters": dead,
     }
@@ -133,7 +138,7 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
         "  ".join(str(col).ljust(widths[i]) for i, col in enumerate(line[:5])) + "  " + line[5]
         for line in lines
     ]
-    text += [""] + _outbox_lines(data, now)
+    text += [""] + status_holds.lines(data) + _outbox_lines(data, now)
     return mask("\n".join(line.rstrip() for line in text), secrets)
 
 

@@ -17,11 +17,13 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from watchdog.config.errors import did_you_mean
 from watchdog.config.fields import validate
+from watchdog.config.holds import dependency_problems
 from watchdog.config.models import CheckFields, CheckSettings, Name
 from watchdog.config.report import SourceFile, line_of
 from watchdog.config.result import default_incident_key
 from watchdog.config.values import Abort
 from watchdog.config.yamlfile import locate
+from watchdog.flapping import Flapping
 from watchdog.model import Check
 from watchdog.probes.base import OptionError
 
@@ -30,6 +32,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     key: ({} if key == "details" else field.default)
     for key, field in CheckSettings.model_fields.items()
 }
+_LATER_DEFAULTS = {"repeat_interval": 4 * 3600.0, "flapping": None}
 _SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 # json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
 # must stay byte-for-byte what they were (the store compares them across versions)
@@ -53,6 +56,7 @@ class CheckReader:
         self.names: dict[str, str] = {}
         self.incident_keys: dict[str, str] = {}
         self.slow_timeouts: list[str] = []
+        self.dependencies: dict[str, tuple[SourceFile, Node, tuple, tuple[str, ...]]] = {}
 
     def defaults_note(self, loc: tuple) -> str:
         """A word for an unknown key under `defaults:` that a check could have."""
@@ -124,8 +128,10 @@ class CheckReader:
         settings = self.settings_of(fields)
         incident_key = fields.incident_key or default_incident_key(self.source, name)
         # fingerprint before build(): a probe may consume what it is given
+        defined = {**settings, "depends_on": fields.depends_on} if fields.depends_on \
+            else settings
         fingerprint = _fingerprint(name, kind, options, file.folder, self.source,
-                                   incident_key, settings)
+                                   incident_key, defined)
         probe = self.build_probe(file, node, pairs, path, kind, valid)
         if probe is None:
             return
@@ -135,17 +141,37 @@ class CheckReader:
                 self.report.warn(file, pairs["incident_key"][0], path + ("incident_key",),
                                  f"check {other!r} uses the same incident key — one check "
                                  "passing resolves the other's incident")
+        self.checks.append(self.make_check(file, node, path, name, kind, probe, fields,
+                                           settings, incident_key, fingerprint))
+
+    def make_check(self, file: SourceFile, node: Node, path: tuple, name: str, kind: str,
+                   probe: Any, fields: Any, settings: dict[str, Any], incident_key: str,
+                   fingerprint: str) -> Check:
         origin = f"{file.display}:{line_of(node)}"
         if settings["timeout"] >= settings["interval"]:
             self.slow_timeouts.append(f"{name} ({origin})")
-        self.checks.append(Check(
+        depends_on = tuple(dict.fromkeys(fields.depends_on or ()))
+        if depends_on:
+            self.dependencies[name] = (file, node, path, depends_on)
+        flapping = settings["flapping"]
+        return Check(
             name=name, kind=kind, probe=probe, interval=settings["interval"],
             timeout=settings["timeout"], fail_after=settings["fail_after"],
             recover_after=settings["recover_after"], retry_interval=settings["retry_interval"],
             severity=settings["severity"], incident_key=incident_key,
             details=dict(settings["details"]), source=self.source, fingerprint=fingerprint,
-            origin=origin,
-        ))
+            origin=origin, depends_on=depends_on, repeat_interval=settings["repeat_interval"],
+            flapping=Flapping(**flapping) if flapping else None,
+        )
+
+    def check_dependencies(self) -> None:
+        """Once every file is read: each parent must exist, and no loop of parents."""
+        graph = {check.name: () for check in self.checks}
+        graph.update({name: parents for name, (*_, parents) in self.dependencies.items()})
+        for name, index, message in dependency_problems(graph):
+            file, node, path, _ = self.dependencies[name]
+            self.report.error(file, locate(node, ("depends_on", index)),
+                              path + ("depends_on", index), message)
 
     def kind_of(self, file: SourceFile, node: Node, pairs: dict, path: tuple
                 ) -> tuple[str | None, bool]:
@@ -214,7 +240,11 @@ class CheckReader:
 
 
 def _setting(key: str, value: Any) -> Any:
-    return {} if key == "details" and value is None else value
+    if key == "details" and value is None:
+        return {}
+    if key == "flapping" and value is not None:
+        return value.model_dump()  # plain data: fingerprinted and copied like the rest
+    return value
 
 
 def _valid_name(name: Any) -> bool:
@@ -235,7 +265,10 @@ def _fingerprint(name: str, kind: str, options: dict, base_dir: str, source: str
         "base_dir": base_dir,
         "source": source,
         "incident_key": incident_key,
-        **settings,
+        # Settings added after fingerprints were first stored count only when set, so an
+        # upgrade does not make every check look changed.
+        **{key: value for key, value in settings.items()
+           if key not in _LATER_DEFAULTS or value != _LATER_DEFAULTS[key]},
     }
     return hashlib.sha256(_CANONICAL.encode(definition).encode()).hexdigest()
 

@@ -104,6 +104,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
     _null_unset: ClassVar[frozenset[str]] = frozenset()
     _nested: ClassVar[dict[str, type[Section]]] = {}
+    _nested_lists: ClassVar[dict[str, type[Section]]] = {}  # lists of sections (maintenance)
     _has_rules: ClassVar[bool] = False
     _plain: ClassVar[bool] = True  # nothing for validate() to do before pydantic
 
@@ -115,19 +116,36 @@ class Section(BaseModel):
             if (says := says_of(field.metadata)) is not None and says.null_is_unset
         )
         cls._nested = {}
+        cls._nested_lists = {}
         for name, field in cls.model_fields.items():
-            hint = field.annotation
-            members = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-            if len(members) == 1 and isinstance(members[0], type) \
-                    and issubclass(members[0], Section) and not members[0]._plain:
-                cls._nested[field.alias or name] = members[0]
+            inner, in_list = _section_in(field.annotation)
+            if inner is not None and not inner._plain:
+                (cls._nested_lists if in_list else cls._nested)[field.alias or name] = inner
         cls._has_rules = cls.rules.__func__ is not Section.rules.__func__
-        cls._plain = not (cls._has_rules or cls._null_unset or cls._nested)
+        cls._plain = not (cls._has_rules or cls._null_unset or cls._nested
+                          or cls._nested_lists)
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
         """(path under this mapping, message) for each cross-key problem in `data`."""
         return ()
+
+
+def _section_in(hint: Any) -> tuple[type[Section] | None, bool]:
+    """(the Section a field holds, whether in a list): `X | None` and `list[X] | None`,
+    Annotated or not; (None, False) for anything else."""
+    members = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if len(members) != 1:
+        return None, False
+    member = members[0]
+    if typing.get_origin(member) is Annotated:
+        member = typing.get_args(member)[0]
+    in_list = typing.get_origin(member) is list
+    if in_list:
+        member = typing.get_args(member)[0]
+    if isinstance(member, type) and issubclass(member, Section):
+        return member, in_list
+    return None, False
 
 
 def validate(model: Any, data: Any, context: dict[str, Any] | None = None) -> Any:
@@ -160,6 +178,16 @@ def _prepare(model: type[BaseModel], data: Any) -> tuple[Any, list[tuple[tuple, 
         if key in data and data[key] is None:
             data = {k: v for k, v in data.items() if v is not None or k not in model._null_unset}
             break
+    for key, inner in model._nested_lists.items():
+        items = data.get(key)
+        if isinstance(items, list):
+            prepared_items = []
+            for index, item in enumerate(items):
+                prepared, more = _prepare(inner, item)
+                prepared_items.append(prepared)
+                found += [((key, index, *loc), message, at) for loc, message, at in more]
+            if any(p is not i for p, i in zip(prepared_items, items, strict=True)):
+                data = {**data, key: prepared_items}
     for key, inner in model._nested.items():
         value = data.get(key)
         if isinstance(value, dict):
@@ -231,7 +259,8 @@ def _duration_parser(minimum: float) -> Callable[[Any], float]:
     return parse
 
 
-def _duration_schema(minimum: float, name: str) -> dict[str, Any]:
+def duration_schema(minimum: float, name: str) -> dict[str, Any]:
+    """The JSON Schema of a duration of at least `minimum` seconds, as a named $def."""
     least = durations.format_duration(minimum)
     return {
         "anyOf": [
@@ -249,14 +278,14 @@ def _duration_schema(minimum: float, name: str) -> dict[str, Any]:
 
 Duration = Annotated[
     float, BeforeValidator(_duration_parser(durations.MIN_SECONDS)),
-    WithJsonSchema(_duration_schema(durations.MIN_SECONDS, "Duration")),
+    WithJsonSchema(duration_schema(durations.MIN_SECONDS, "Duration")),
 ]
 """Seconds, written "30s", "1m30s", "500ms" or as a number; at least 100ms (a faster
 check is a busy loop), at most 365d."""
 
 ShortDuration = Annotated[
     float, BeforeValidator(_duration_parser(0.001)),
-    WithJsonSchema(_duration_schema(0.001, "ShortDuration")),
+    WithJsonSchema(duration_schema(0.001, "ShortDuration")),
 ]
 """A duration of at least 1ms: a latency limit may be 50ms."""
 

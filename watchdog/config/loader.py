@@ -22,6 +22,7 @@ from watchdog import probes
 from watchdog.config.checks import CheckReader
 from watchdog.config.errors import did_you_mean, translate
 from watchdog.config.fields import validate
+from watchdog.config.holds import windows
 from watchdog.config.models import (
     DEFAULT_PD_URL,
     INCLUDED_KEYS,
@@ -36,6 +37,7 @@ from watchdog.config.report import Report, SourceFile, TooManyErrors
 from watchdog.config.result import DRY_RUN_WARNING, Config, Heartbeat, PagerDutySettings
 from watchdog.config.values import REF, Abort, Values
 from watchdog.config.yamlfile import child, compose, locate
+from watchdog.holds import Window, unmatched
 
 MAX_INCLUDE_DEPTH = 32
 MIN_SECRET_CHARS = 4
@@ -78,6 +80,8 @@ class Loader(CheckReader):
                 pass
             if not self.checks and not self.report.errors:
                 self.report.warn(file, None, (), "no checks defined — add some under `checks:`")
+        self.check_dependencies()
+        maintenance = self.read_maintenance(file, root, settings)
         if self.report.errors:
             raise self.report.fail()
         self.warn_slow_timeouts()
@@ -90,7 +94,33 @@ class Loader(CheckReader):
             heartbeat=_heartbeat(settings),
             secrets=frozenset(s for s in self.values.secrets if len(s) >= MIN_SECRET_CHARS),
             warnings=tuple(self.report.warnings),
+            maintenance=maintenance,
         )
+
+    def read_maintenance(self, file: SourceFile | None, root: MappingNode | None,
+                         settings: Settings) -> tuple[Window, ...]:
+        """The windows, zones resolved; a glob that names no check is a warning (a typo
+        would hold nothing), a repeated window name an error."""
+        if file is None or root is None or not settings.maintenance:
+            return ()
+        names = [check.name for check in self.checks]
+        seen: dict[str, int] = {}
+        origins = []
+        for index, window in enumerate(settings.maintenance):
+            at = ("maintenance", index)
+            origins.append(f"{file.display}:{locate(root, at)}")
+            if window.name in seen:
+                self.report.error(file, locate(root, at + ("name",)), at + ("name",),
+                                  f"duplicate window name {window.name!r} — also window "
+                                  f"{seen[window.name]}; names must be unique")
+            seen.setdefault(window.name, index)
+            for position, pattern in enumerate(window.checks):
+                if self.checks and unmatched([pattern], names):
+                    where = at + ("checks", position)
+                    self.report.warn(file, locate(root, where), where,
+                                     f"{pattern!r} matches no check — the window holds "
+                                     "nothing for it")
+        return windows(settings.maintenance, origins, self.env)
 
     # ------------------------------------------------------------------ files
 

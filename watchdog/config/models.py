@@ -38,6 +38,7 @@ from watchdog.config.fields import (
     one_or_many,
     problem,
 )
+from watchdog.config.holds import FlappingSettings, Maintenance, RepeatInterval
 from watchdog.model import SEVERITIES
 
 MAX_NAME_CHARS = 200
@@ -237,6 +238,15 @@ class CheckSettings(Section):
         Says("must be a mapping (key: value), not {type} — e.g. {{runbook: https://...}}"),
     ] = Field(None, description="a mapping sent with every event, merged over "
               "defaults.details", json_schema_extra={DOC_DEFAULT: "{}"})
+    repeat_interval: RepeatInterval = Field(
+        4 * 3600.0, json_schema_extra={DOC_DEFAULT: "4h"},
+        description="while triggered, send the trigger again this often (same key: PagerDuty "
+        "adds it to the open incident, or reopens one resolved by hand while "
+        "the check still fails); 0 turns it off")
+    flapping: Annotated[
+        FlappingSettings | None,
+        Says("must be a mapping, e.g. {{window: 21, high: 50%, low: 25%}} ({keys})"),
+    ] = Field(None, description="flap detection, off unless set: {window, high, low}")
 
 
 Name = Annotated[
@@ -261,6 +271,13 @@ CheckFields: type[Section] = create_model(
     name=(Name, Field(description="unique across all files; state and open incidents "
                       "follow it")),
     **{key: (field.annotation, field) for key, field in CheckSettings.model_fields.items()},
+    depends_on=(Annotated[
+        one_or_many(Name, Says("must be a list of check names, e.g. [uplink, dns]"),
+                    single=str) | None,
+        Says("must be a list of check names, e.g. [uplink, dns]"),
+    ], Field(None, description="parents: while one of them is not passing, this check's "
+             "triggers are held (its resolves are not); checked for unknown names and "
+             "cycles")),
     incident_key=(IncidentKey, Field(
         None, description="used exactly as written; two checks sharing one resolve each "
         "other's incident", json_schema_extra={DOC_DEFAULT: "pd-watchdog/<source>/<name>"})),
@@ -308,6 +325,9 @@ class Settings(Section):
     defaults: Annotated[
         CheckSettings | None, Says("must be a mapping of check settings ({keys})"),
     ] = None
+    maintenance: Maintenance | None = Field(
+        None, description="planned windows in which the named checks do not page "
+        "(resolves still go out)")
 
 
 MAIN_KEYS = (*Settings.model_fields, *Includes.model_fields, "checks")

@@ -73,8 +73,9 @@ class Report:
             where += f":{line}"
         return f"{where}: {fmt_path(path)}: {msg}" if path else f"{where}: {msg}"
 
-    def warn(self, file: SourceFile, node: Node | None, path: tuple, msg: str) -> None:
-        where = file.display + (f":{line_of(node)}" if node is not None else "")
+    def warn(self, file: SourceFile, node: Node | int | None, path: tuple, msg: str) -> None:
+        line = node if isinstance(node, int) else (line_of(node) if node is not None else 0)
+        where = file.display + (f":{line}" if line else "")
         self.warnings.append(f"{where}: {fmt_path(path)}: {msg}" if path else f"{where}: {msg}")
 
     def messages(self) -> list[str]:

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from watchdog.config.models import MAX_INCIDENT_KEY_CHARS, Address, Settings
+from watchdog.holds import Window
 from watchdog.model import Check
 
 DRY_RUN_WARNING = "no routing key: running in dry-run, events are logged, not sent"
@@ -47,6 +48,7 @@ class Config:
     heartbeat: Heartbeat | None
     secrets: frozenset[str]
     warnings: tuple[str, ...]
+    maintenance: tuple[Window, ...] = ()
 
     @property
     def dry_run(self) -> bool:

@@ -136,10 +136,21 @@ def _nested(rows: Rows, defs: dict) -> Iterator[tuple[str, str, Rows]]:
     for path, prop, _ in rows:
         model = _model_of(prop, defs)
         if model is None:
+            model = _items_model_of(prop, defs)
+            path += "[]" if model is not None else ""
+        if model is None:
             continue
         inner = _rows(model, f"{path}.")
         yield f"`{path}`", _first_line(model.get("description")), inner
         yield from _nested(inner, defs)
+
+
+def _items_model_of(prop: dict, defs: dict) -> dict | None:
+    """The model each item of a list property holds (`maintenance[]`), if any."""
+    for member in [prop, *prop.get("anyOf", ())]:
+        if member.get("type") == "array" and isinstance(member.get("items"), dict):
+            return _model_of(member["items"], defs)
+    return None
 
 
 def _model_of(prop: dict, defs: dict) -> dict | None:

@@ -11,10 +11,13 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from watchdog.holds import Silence
 from watchdog.model import CheckState, Event, ProbeResult
-from watchdog.store import tables
+from watchdog.store import silences, tables
 from watchdog.store.records import DEAD, DRY_RUN, SENT, Deferred, OutboxItem, StoredCheck
 from watchdog.store.sqlite import SqliteFile
+
+KEEP_ENDED_SILENCES = 7 * 86400.0  # for `pd-watchdog silences --all`
 
 
 class Store:
@@ -135,6 +138,23 @@ class Store:
     def set_meta(self, name: str, value: str) -> None:
         with self._transaction(f"write {name}") as db:
             tables.set_meta(db, name, value)
+
+    # ----------------------------------------------------------------- silences
+
+    def add_silence(self, silence: Silence) -> None:
+        with self._transaction("add a silence") as db:
+            silences.insert(db, silence)
+            silences.forget_ended(db, silence.created_at - KEEP_ENDED_SILENCES)
+
+    def silences(self, now: float | None, since: float | None = None) -> list[Silence]:
+        """Silences active at `now` (None: any) that had not ended before `since`."""
+        with self._locked("read silences"):
+            return silences.select(self._db, now, since)
+
+    def end_silences(self, ids: Sequence[str] | None, now: float) -> list[str]:
+        """End these active silences (None: all of them) now; the ids that were ended."""
+        with self._transaction("end silences") as db:
+            return silences.end(db, ids, now)
 
     def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
         """Queue events inside the caller's transaction (a separate method so tests can fail it)."""

@@ -50,6 +50,19 @@ VERSIONS: dict[int, tuple[str, ...]] = {
         )""",
     ),
     2: ("ALTER TABLE checks ADD COLUMN failing_since REAL",),
+    3: (
+        # Silences (`pd-watchdog silence`): written by the command line beside a live runner,
+        # read by it every second. Ended ones are kept a while for `silences --all`.
+        """CREATE TABLE IF NOT EXISTS silences (
+            id         TEXT PRIMARY KEY,
+            patterns   TEXT NOT NULL,
+            reason     TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            until      REAL NOT NULL,
+            created_by TEXT NOT NULL DEFAULT '',
+            ended_at   REAL
+        )""",
+    ),
 }
 
 SCHEMA_VERSION = max(VERSIONS)
