@@ -20,7 +20,7 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
     config.write_text(
         "state_dir: ./state\n"
         'metrics: {listen: "127.0.0.1:0"}\n'
-        "defaults: {interval: 100ms, timeout: 1s, fail_after: 50, recover_after: 2}\n"
+        "defaults: {interval: 100ms, timeout: 1s, fail_after: 10000, recover_after: 2}\n"
         "checks:\n"
         "  - name: loadish\n"
         "    command: \"echo 'LOAD WARNING - load average 5.1 | load1=5.1;4;8;0 load5=3.2;4;8;0 "
