@@ -12,10 +12,11 @@ installed. The new side is this checkout and its venv. Each measurement is a fre
     sender logs them), fail_after 3, recover_after 2, state in a temporary folder;
   - builds the real Runner and calls start() (store, sender, metrics listener; the
     scheduler's loop is not started, so nothing is probed: results are fed by hand);
-  - feeds Runner._on_result one result per check per round, `--rounds` rounds after one
-    warm-up round, the checks in one fixed shuffled order (the scheduler's spread), and
-    calls Runner._housekeeping() every checks / 30 results (what one second brings at a 30 s
-    interval), as the runner's main thread does once a second;
+  - feeds Runner._on_result one result per check per round, `--rounds` rounds after two
+    warm-up rounds (every check leaves "pending", then reaches recover_after), the checks
+    in one fixed shuffled order (the scheduler's spread), and calls Runner._housekeeping()
+    every checks / 30 results (one second's worth at a 30 s interval), as the runner's
+    main thread does once a second;
   - prints thread CPU (time.thread_time) of the feeding thread per result: on_result alone,
     and on_result plus housekeeping; and the process's CPU per result (sender thread too).
 
