@@ -64,9 +64,11 @@ class HoldKeeper:
             states: Mapping[str, CheckState], now: float) -> Asked:
         """The inputs for this result of `check`, and whom to probe at once."""
         name = check.name
-        probe_now = self._answered(name)
+        # Most checks are nobody's parent or child: skip building what they do not need.
+        probe_now = self._answered(name) if name in self.children else []
         parents = self.parents.get(name, ())
-        failing = [parent for parent in parents if not passing(states.get(parent))]
+        failing = [parent for parent in parents if not passing(states.get(parent))] \
+            if parents else ()
         hold = self.holds.hold_for(name, now, failing)
         confirmed = name in self._confirmed
         self._confirmed.discard(name)

@@ -140,6 +140,8 @@ class Holds:
     ) -> Hold | None:
         """The hold on `name`'s triggers now: a silence, else a maintenance window (the one
         that lasts longest), else a failing parent; None when its pages may go out."""
+        if not failing_parents and name not in self._by_check and name not in self._silenced:
+            return None  # most checks, most of the time: no lists built, nothing sorted
         holds = self.all_for(name, now, failing_parents)
         return holds[0] if holds else None
 

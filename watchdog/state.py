@@ -42,12 +42,25 @@ def step(
 
 def _count(state: CheckState, result: ProbeResult, policy: Policy, history: str) -> CheckState:
     """The counters after this result; triggered, severity and notified_at carried over."""
+    # Built by hand, not with dataclasses.replace: this runs for every result (bench/holds_ab.py).
     if result.ok:
         passes = state.passes + 1
         if not state.triggered:
             passes = min(passes, policy.recover_after)
-        return replace(state, failures=0, passes=passes, history=history)
-    return replace(state, failures=state.failures + 1, passes=0, history=history)
+        if not state.failures and passes == state.passes and history == state.history:
+            return state  # a check that keeps passing: nothing changes, nothing to copy
+        failures = 0
+    else:
+        failures, passes = state.failures + 1, 0
+    return CheckState(failures=failures, passes=passes, triggered=state.triggered,
+                      severity=state.severity, held=state.held,
+                      notified_at=state.notified_at, history=history,
+                      flapping=state.flapping)
+
+
+def _unheld(state: CheckState) -> CheckState:
+    """The state with no trigger owed (the same object when none was: the common case)."""
+    return replace(state, held=False) if state.held else state
 
 
 def _normal(
@@ -58,7 +71,7 @@ def _normal(
             # A resolve is never held: an open incident that recovered is closed, hold or not.
             resolved = CheckState(passes=state.passes, history=state.history)
             return resolved, [_event(RESOLVE, policy, result, state.severity)]
-        return replace(state, held=False), []
+        return _unheld(state), []
     severity = result.severity or policy.severity
     if state.triggered:
         if state.notified_at is None:  # a state from before repeat_interval: start its clock
@@ -66,7 +79,7 @@ def _normal(
         due = policy.repeat_interval > 0 and (
             inputs.now - state.notified_at >= policy.repeat_interval)
         if severity == state.severity and not due:
-            return replace(state, held=False), []
+            return _unheld(state), []
     elif state.failures < policy.fail_after:
         return state, []
     return _trigger(state, policy, result, severity, inputs)
@@ -98,10 +111,10 @@ def _flapping(
         state = replace(state, flapping=False)
         if not state.triggered or (result.ok and state.passes >= policy.recover_after):
             return _normal(state, result, policy, inputs)
-        return replace(state, held=False), []
+        return _unheld(state), []
     state = replace(state, flapping=True)
     if state.triggered:
-        return replace(state, held=False), []
+        return _unheld(state), []
     changes = flapping.state_changes(state.history)
     summary = (f"flapping: {changes} state changes in the last {len(state.history)} results "
                f"({percent:.0f}% weighted); last: {result.summary}")
