@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from watchdog.probes.net import Failure
-from watchdog.probes.tcp.stream import Stream
+from watchdog.probes.tcp.stream import READ_CAP, Stream
 
 SHOWN_CHARS = 80
 EHLO = b"EHLO pd-watchdog\r\n"
@@ -33,7 +33,8 @@ async def _line(stream: Stream, waiting_for: str) -> bytes:
     line = await stream.line()
     if line is None:
         if stream.full:
-            raise Failure(f"no end of line in the first {stream.total} bytes of {waiting_for}")
+            raise Failure(f"{waiting_for} has no line end in the first {READ_CAP // 1024} KiB "
+                          "read")
         raise Failure(f"server closed the connection before {waiting_for}")
     return line
 
