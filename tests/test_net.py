@@ -335,3 +335,18 @@ def _with(exc: BaseException, **attributes: str) -> BaseException:
 )
 def test_describe(exc: BaseException, summary: str) -> None:
     assert net.describe(exc, "svc.test", "svc.test:8443", 2.5) == summary
+
+
+@pytest.mark.parametrize(
+    ("days", "min_days", "summary"),
+    [
+        (30, 14, None),
+        (14, 14, None),
+        (5, 14, "certificate expires in 5 days (min 14)"),
+        (0, 1, "certificate expires in 0 days (min 1)"),
+        (-3, 1, "certificate expired 3 days ago (min 1)"),
+        (None, 14, "cannot read the certificate's expiry date"),
+    ],
+)
+def test_cert_expiry_failure_is_one_verdict_for_every_kind(days, min_days, summary) -> None:
+    assert net.cert_expiry_failure(days, min_days) == summary

@@ -145,7 +145,7 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
     )
     expected = {
         "http-health.yaml.example": {"app-health": "OK  "},
-        "tcp-port.yaml.example": {"postgres-port": "TCP OK - 127.0.0.1:"},
+        "tcp-port.yaml.example": {"postgres-port": "connected to 127.0.0.1:"},
         "ntp.yaml.example": {"ntp-synchronized": "NTP OK - system clock synchronized"},
         "website.yaml.example": {"public-website": "HTTP 200 in "},
         # The plugins may be absent ("command not found"); a row shows either way. (Not the

@@ -250,6 +250,18 @@ def certificate(der: bytes) -> Certificate | None:
         return None
 
 
+def cert_expiry_failure(days: int | None, min_days: int) -> str | None:
+    """The summary when a certificate expires in fewer than `min_days` days (`cert_min_days`
+    of every TLS-speaking kind), or None when it is far enough away."""
+    if days is None:
+        return "cannot read the certificate's expiry date"
+    if days >= min_days:
+        return None
+    if days < 0:
+        return f"certificate expired {-days} days ago (min {min_days})"
+    return f"certificate expires in {days} days (min {min_days})"
+
+
 # --- failures in words ------------------------------------------------------------------
 
 

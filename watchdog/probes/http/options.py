@@ -6,13 +6,11 @@ context (shared between probes with the same trust settings).
 
 from __future__ import annotations
 
-import os
 import re
-import ssl
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
+from pydantic import AfterValidator, Field, StringConstraints
 
 from watchdog.config.fields import (
     DOC_DEFAULT,
@@ -25,10 +23,10 @@ from watchdog.config.fields import (
     one_or_many,
     problem,
 )
-from watchdog.probes.base import OptionError, validate
+from watchdog.probes.base import validate
 from watchdog.probes.http.probe import HttpProbe
 from watchdog.probes.http.request import _Hop, _Target
-from watchdog.probes.net import tls_context
+from watchdog.probes.tls_options import CertMinDays, ca_file_rule, ca_file_type, load_context
 
 NAME = "http"
 
@@ -88,17 +86,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _ca_file(value: str | None, info: ValidationInfo) -> str | None:
-    """A CA bundle that is not there is said with the other problems, not after them."""
-    base_dir = (info.context or {}).get("base_dir")
-    if value is None or base_dir is None or info.data.get("verify_tls") is False:
-        return value  # verify_tls: false makes it a rule's business (it has no effect)
-    path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
-    if not os.path.isfile(path):
-        raise problem(f"file not found: {path}")
-    return value
-
-
 def _plain_http(url: Any) -> bool:
     try:
         return isinstance(url, str) and not _Target.from_url(url).tls
@@ -144,11 +131,9 @@ class Request(Section):
         None, alias="json", description="a request body sent as JSON (with Content-Type: "
         "application/json unless headers set one); not with body")
     verify_tls: Flag = Field(True, description="check the server's certificate")
-    ca_file: Annotated[
-        str | None, StringConstraints(min_length=1), AfterValidator(_ca_file),
-        Says("must be the path of a PEM CA bundle"),
-    ] = Field(None, description="a PEM CA bundle to trust instead of the system's; relative "
-              "to this file")
+    ca_file: ca_file_type("verify_tls") = Field(
+        None, description="a PEM CA bundle to trust instead of the system's; relative to "
+        "this file")
     follow_redirects: Flag = Field(True, description="follow up to 5 redirects")
     expect_status: one_or_many(
         StatusCode, Says("must be a status code from 100 to 599, or a list of them",
@@ -164,19 +149,14 @@ class Request(Section):
     ] | None = Field(None, description="a regular expression the body must match")
     max_response_time: ShortDuration | None = Field(
         None, description="a slower answer fails the check")
-    cert_min_days: Annotated[
-        int, Field(ge=0),
-        Says("must be a whole number of days, 0 or more", greater_than_equal="must be 0 or more"),
-    ] | None = Field(None, description="fail when the server's certificate expires sooner "
-                     "(https:// only)")
+    cert_min_days: CertMinDays | None = Field(
+        None, description="fail when the server's certificate expires sooner (https:// only)")
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
         if "body" in data and "json" in data:
             yield ("json",), "use either body or json, not both"
-        ca_file = data.get("ca_file")
-        if isinstance(ca_file, str) and ca_file and data.get("verify_tls") is False:
-            yield ("ca_file",), "has no effect with verify_tls: false; remove one of them"
+        yield from ca_file_rule(data, "verify_tls")
         days = data.get("cert_min_days")
         if isinstance(days, int) and not isinstance(days, bool) and days >= 0 \
                 and _plain_http(data.get("url")):
@@ -197,7 +177,6 @@ OPTIONS = frozenset(field.alias or name for name, field in Request.model_fields.
 def build(options: Options, base_dir: str) -> HttpProbe:
     """The probe, from validated options: request bytes and TLS context made once."""
     spec = options.http
-    problems: list[tuple[str, str]] = []
     target = spec.url.target if isinstance(spec.url, _Url) else _Target.from_url(spec.url)
     headers = list((spec.headers or {}).items())
     body: bytes | None = None
@@ -207,22 +186,10 @@ def build(options: Options, base_dir: str) -> HttpProbe:
         body = _json_dumps(spec.json_body)
         if not any(name.lower() == "content-type" for name, _ in headers):
             headers.append(("Content-Type", "application/json"))
-    ca_path = None
-    if spec.ca_file is not None:
-        ca_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(spec.ca_file)))
-        if not os.path.isfile(ca_path):
-            problems.append(("http.ca_file", f"file not found: {ca_path}"))
-            ca_path = None
-    context = None
-    if target.tls or ca_path is not None:  # only redirects can use it: make sure it loads now
-        try:
-            loaded = tls_context(spec.verify_tls, ca_path)
-        except (OSError, ssl.SSLError) as exc:
-            problems.append(("http.ca_file", f"cannot load CA bundle {ca_path}: {exc}"))
-        else:
-            context = loaded if target.tls else None
-    if problems:
-        raise OptionError(problems)
+    context, ca_path = None, None
+    if target.tls or spec.ca_file is not None:  # only redirects may use it: it must load now
+        loaded, ca_path = load_context(spec.verify_tls, spec.ca_file, base_dir, "http.ca_file")
+        context = loaded if target.tls else None
     expect = None if spec.expect_status is None else frozenset(spec.expect_status)
     expect_text = "2xx" if expect is None else ", ".join(str(c) for c in sorted(expect))
     return HttpProbe(

@@ -145,12 +145,7 @@ class HttpProbe:
         if self.max_time is not None and elapsed > self.max_time:
             return f"response took {fmt_seconds(elapsed)} (max {fmt_seconds(self.max_time)})"
         if self.cert_min_days is not None:
-            if days is None:
-                return "cannot read the certificate's expiry date"
-            if days < self.cert_min_days:
-                if days < 0:
-                    return f"certificate expired {-days} days ago (min {self.cert_min_days})"
-                return f"certificate expires in {days} days (min {self.cert_min_days})"
+            return net.cert_expiry_failure(days, self.cert_min_days)
         return None
 
     def _next_hop(self, hop: _Hop, status: int, location: str) -> _Hop:
