@@ -1,10 +1,11 @@
 """Probe kinds, one module each (the interface: probes/base.py). Adding a kind: write its
 module, add one line to KINDS; tests/test_probe_kinds.py checks the module's shape."""
 
-from watchdog.probes import command, file, http
+from watchdog.probes import command, file, http, process
 
 KINDS = {
     "http": http,
     "command": command,
     "file": file,
+    "process": process,
 }

@@ -29,7 +29,7 @@ CONTENT_CAP = 1024 * 1024  # `contains` looks at the first 1 MiB, as http's body
 _ASSERTIONS = ("max_age", "min_size", "max_size", "contains", "owner", "mode")
 
 
-def _owner(value: Any) -> str | int:
+def user_or_uid(value: Any) -> str | int:
     """A user name, or a uid (a number, or digits): looked up at run time, so a config
     validated on another host still loads."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -58,7 +58,7 @@ class Spec(Section):
     contains: Match | None = Field(
         None, description="text the first 1 MiB must contain: a string, or {regex: ...}")
     owner: Annotated[
-        str | int, PlainValidator(_owner, json_schema_input_type=str | int),
+        str | int, PlainValidator(user_or_uid, json_schema_input_type=str | int),
         Says("must be a user name or a uid", null_is_unset=True),
     ] = Field(None, description="the owning user, by name or uid")
     mode: Annotated[
