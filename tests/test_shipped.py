@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 from test_service import NotifySocket
 
@@ -106,8 +107,9 @@ def test_only_checks_true_on_any_host_ship_active():
     config = load(str(ROOT / "watchdog.example.yaml"), environ=clean_env())
     assert [check.name for check in config.checks] == ["root-disk"]
     # Everything host-specific is there, off, and says how to turn it on.
-    assert EXAMPLES == ["http-health.yaml.example", "monitoring-plugins.yaml.example",
-                        "ntp.yaml.example", "tcp-port.yaml.example", "website.yaml.example"]
+    assert EXAMPLES == ["backup-age.yaml.example", "cron.yaml.example", "http-health.yaml.example",
+                        "monitoring-plugins.yaml.example", "ntp.yaml.example",
+                        "tcp-port.yaml.example", "website.yaml.example"]
     for name in EXAMPLES:
         text = (ROOT / "checks" / name).read_text()
         assert "OFF as shipped" in text and f"mv checks/{name} checks/{name[:-8]}" in text
@@ -135,7 +137,13 @@ def target():
 
 def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_path, target):
     listening = socket.create_server(("127.0.0.1", 0))
+    backup = tmp_path / "db.dump"
+    backup.write_bytes(b"\0" * 1024 * 1024)
+    me = psutil.Process()  # pytest itself stands in for the daemon (check leaves itself out)
     env = clean_env(
+        BACKUP_FILE=str(backup),
+        CRON_PROCESS=me.name(),
+        CRON_USER=me.username(),
         APP_HEALTH_URL=target.url,
         POSTGRES_PORT=str(listening.getsockname()[1]),
         WEBSITE_URL=target.url,
@@ -144,6 +152,8 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
         + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
     )
     expected = {
+        "backup-age.yaml.example": {"backup-age": f"{backup}: 1.0 MiB, modified "},
+        "cron.yaml.example": {"cron": f"{me.name()}: "},
         "http-health.yaml.example": {"app-health": "OK  "},
         "tcp-port.yaml.example": {"postgres-port": "connected to 127.0.0.1:"},
         "ntp.yaml.example": {"ntp-synchronized": "NTP OK - system clock synchronized"},

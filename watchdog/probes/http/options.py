@@ -23,7 +23,8 @@ from watchdog.config.fields import (
     one_or_many,
     problem,
 )
-from watchdog.probes.base import validate
+from watchdog.probes.base import OptionError, validate
+from watchdog.probes.http.jsonbody import JsonAssertions, JsonCheck
 from watchdog.probes.http.probe import HttpProbe
 from watchdog.probes.http.request import _Hop, _Target
 from watchdog.probes.tls_options import CertMinDays, ca_file_rule, ca_file_type, load_context
@@ -147,6 +148,9 @@ class Request(Section):
         str, StringConstraints(min_length=1), AfterValidator(_regex),
         Says("must be a non-empty regular expression string"),
     ] | None = Field(None, description="a regular expression the body must match")
+    body_json: JsonAssertions | None = Field(
+        None, description="JMESPath assertions on the body read as JSON: a list of {path, "
+        "equals} or {path, regex}")
     max_response_time: ShortDuration | None = Field(
         None, description="a slower answer fails the check")
     cert_min_days: CertMinDays | None = Field(
@@ -202,6 +206,7 @@ def build(options: Options, base_dir: str) -> HttpProbe:
         expect_text=expect_text,
         contains=spec.body_contains,
         regex=None if spec.body_regex is None else re.compile(spec.body_regex),
+        json_checks=tuple(JsonCheck.of(item) for item in spec.body_json or ()),
         max_time=spec.max_response_time,
         cert_min_days=spec.cert_min_days,
     )

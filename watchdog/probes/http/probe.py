@@ -14,6 +14,7 @@ from httptools import HttpParserError
 from watchdog.model import ProbeResult
 from watchdog.probes import net
 from watchdog.probes._util import fmt_seconds
+from watchdog.probes.http.jsonbody import JsonCheck, failed_assertion
 from watchdog.probes.http.request import _Hop, _Target
 from watchdog.probes.http.response import _exchange
 
@@ -27,7 +28,7 @@ class HttpProbe:
 
     __slots__ = (
         "url", "first", "follow", "verify", "ca_path", "expect", "expect_text", "contains",
-        "contains_bytes", "regex", "max_time", "cert_min_days", "_redirects",
+        "contains_bytes", "regex", "json_checks", "max_time", "cert_min_days", "_redirects",
     )
 
     def __init__(
@@ -43,6 +44,7 @@ class HttpProbe:
         regex: re.Pattern | None,
         max_time: float | None,
         cert_min_days: int | None,
+        json_checks: tuple[JsonCheck, ...] = (),
     ):
         self.url = url
         self.first = first
@@ -54,6 +56,7 @@ class HttpProbe:
         self.contains = contains
         self.contains_bytes = contains.encode("utf-8") if contains else None
         self.regex = regex
+        self.json_checks = json_checks
         self.max_time = max_time
         self.cert_min_days = cert_min_days
         self._redirects: dict[tuple, _Hop] = {}
@@ -121,7 +124,7 @@ class HttpProbe:
         if truncated:
             details["body_truncated"] = True
 
-        failure = self._assess(status, body, truncated, elapsed, details.get("cert_days_left"))
+        failure = self._assess(status, body, truncated, elapsed, details)
         if failure:
             excerpt = body[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
             details["body_excerpt"] = excerpt[:EXCERPT_CHARS]
@@ -130,7 +133,7 @@ class HttpProbe:
         return True, f"HTTP {status} in {shown} ms"
 
     def _assess(
-        self, status: int, body: bytes, truncated: bool, elapsed: float, days: int | None
+        self, status: int, body: bytes, truncated: bool, elapsed: float, details: dict[str, Any]
     ) -> str | None:
         """The first failed assertion as a summary, or None when all pass."""
         expected = 200 <= status < 300 if self.expect is None else status in self.expect
@@ -142,10 +145,14 @@ class HttpProbe:
             return f"body does not contain {shown!r}{where}"
         if self.regex is not None and not self.regex.search(body.decode("utf-8", "replace")):
             return f"body does not match /{self.regex.pattern}/{where}"
+        if self.json_checks:
+            failure = failed_assertion(self.json_checks, body, truncated, details)
+            if failure is not None:
+                return failure
         if self.max_time is not None and elapsed > self.max_time:
             return f"response took {fmt_seconds(elapsed)} (max {fmt_seconds(self.max_time)})"
         if self.cert_min_days is not None:
-            return net.cert_expiry_failure(days, self.cert_min_days)
+            return net.cert_expiry_failure(details.get("cert_days_left"), self.cert_min_days)
         return None
 
     def _next_hop(self, hop: _Hop, status: int, location: str) -> _Hop:
