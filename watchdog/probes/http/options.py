@@ -23,7 +23,7 @@ from watchdog.config.fields import (
     one_or_many,
     problem,
 )
-from watchdog.probes.base import OptionError, validate
+from watchdog.probes.base import validate
 from watchdog.probes.http.jsonbody import JsonAssertions, JsonCheck
 from watchdog.probes.http.probe import HttpProbe
 from watchdog.probes.http.request import _Hop, _Target
