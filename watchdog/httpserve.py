@@ -148,6 +148,7 @@ class LoopServer:
     say what listens (make_listener) and what is served (announce)."""
 
     thread_name = "http"
+    connection: type[Connection] = Connection  # the protocol of each client
 
     def __init__(self, host: str, port: int, *, max_connections: int | None = None,
                  read_timeout: float = READ_TIMEOUT, write_timeout: float = WRITE_TIMEOUT
@@ -228,7 +229,7 @@ class LoopServer:
     async def _serve(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
                      listener: Bounded) -> None:
         self._stopping = asyncio.Event()
-        server = await loop.create_server(lambda: Connection(listener), sock=sock,
+        server = await loop.create_server(lambda: self.connection(listener), sock=sock,
                                           backlog=BACKLOG)
         self._loop = loop
         self._ready.set()

@@ -181,6 +181,7 @@ class PushServer(LoopServer):
     (a reload may change them), `handle` records a report and words the answer."""
 
     thread_name = "push-http"
+    connection = PushConnection
 
     def __init__(self, host: str, port: int, token: Callable[[], str], handle: Handler,
                  names: Callable[[], Container[str]], **limits: float) -> None:
