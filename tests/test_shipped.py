@@ -109,7 +109,7 @@ def test_only_checks_true_on_any_host_ship_active():
     # Everything host-specific is there, off, and says how to turn it on.
     assert EXAMPLES == ["backup-age.yaml.example", "cron.yaml.example", "http-health.yaml.example",
                         "monitoring-plugins.yaml.example", "ntp.yaml.example",
-                        "tcp-port.yaml.example", "website.yaml.example"]
+                        "passive.yaml.example", "tcp-port.yaml.example", "website.yaml.example"]
     for name in EXAMPLES:
         text = (ROOT / "checks" / name).read_text()
         assert "OFF as shipped" in text and f"mv checks/{name} checks/{name[:-8]}" in text
@@ -161,6 +161,7 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
         # The plugins may be absent ("command not found"); a row shows either way. (Not the
         # ping check: 5 real pings take 4 s.)
         "monitoring-plugins.yaml.example": {"load": ""},
+        "passive.yaml.example": {"backup": "PENDING  -        nothing to judge yet"},
     }
     more = {"monitoring-plugins.yaml.example": 1}  # gateway-ping: validated only
     assert sorted(expected) == EXAMPLES

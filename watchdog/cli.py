@@ -81,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     from watchdog import silence_cmd
 
     silencing = silence_cmd.add_parsers(sub)
-    for command in (run, validate, check, status, outbox, schema, *silencing):
+    from watchdog import ping_cmd
+
+    reporting = ping_cmd.add_parsers(sub)
+    for command in (run, validate, check, status, outbox, schema, *silencing, *reporting):
         command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
     return parser
 
@@ -172,12 +175,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
             return 2
         checks = [check for check in checks if check.name in args.names]
+    from watchdog.ping_cmd import bind_to_store
+
+    bind_to_store(checks, config.state_dir)
     with ThreadPoolExecutor(max_workers=max(1, min(config.workers, len(checks)))) as pool:
         results = list(pool.map(lambda c: run_once(c.probe, c.timeout), checks))
     rows = [("CHECK", "RESULT", "LATENCY", "SUMMARY")]
     for check, result in zip(checks, results, strict=True):
+        if result is None:  # a passive check with nothing reported yet
+            rows.append((check.name, "PENDING", "-", "nothing to judge yet (no report, not "
+                         "yet due)"))
+            continue
         label = result_label(result, check.severity)
         rows.append((check.name, label, f"{result.latency * 1000:.0f} ms", result.summary))
+    results = [result for result in results if result is not None]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         line = "  ".join(col.ljust(widths[i]) for i, col in enumerate(row[:3])) + "  " + row[3]

@@ -31,8 +31,9 @@ class Dispatch:
         self.busy_workers = 0  # blocking probes handed to the pool and not back yet
         self.last_finished = time.monotonic()  # when a worker last handed back a result
 
-    async def run(self, check: Check) -> ProbeResult:
-        """The probe's result; a probe that raises is a failure (a probe must never raise)."""
+    async def run(self, check: Check) -> ProbeResult | None:
+        """The probe's result (None: nothing to judge yet); a probe that raises is a failure
+        (a probe must never raise)."""
         try:
             if self.is_async(check.probe):
                 return await check.probe.run(check.timeout)
@@ -60,7 +61,7 @@ class Dispatch:
         """Take no more blocking probes; those still queued are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _in_worker(self, check: Check) -> ProbeResult:
+    async def _in_worker(self, check: Check) -> ProbeResult | None:
         self.busy_workers += 1
         try:
             return await self._loop.run_in_executor(self._pool, check.probe.run, check.timeout)

@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from watchdog import aio
 from watchdog.httpconn import LINGER, TEXT_PLAIN, Connection
@@ -46,22 +46,21 @@ COALESCE = 0.005  # seconds a /metrics request waits for others to share its ren
 START_TIMEOUT = STOP_TIMEOUT = 5.0
 FULL_WARNING_EVERY = 60.0  # seconds between two "connection cap reached" warnings
 
-_BUSY = b"too many connections to the metrics listener; retry shortly\n"
+_BUSY = b"too many connections to the %s listener; retry shortly\n"
 
 
-class _Listener:
-    """What the connections share, on the listener's loop: the count, the render batch."""
+class Bounded:
+    """What any listener's connections share: the count and its cap (past it, a canned 503
+    at once), on the listener's loop."""
 
-    def __init__(self, metrics: Metrics, healthy: Callable[[], tuple[bool, str]], *,
-                 max_connections: int, read_timeout: float, write_timeout: float) -> None:
-        self.metrics = metrics
-        self.healthy = healthy
+    what = "metrics"  # for the log lines
+
+    def __init__(self, *, max_connections: int, read_timeout: float,
+                 write_timeout: float) -> None:
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.connections: set[Connection] = set()
-        self.waiting: list[tuple[Connection, bool]] = []  # (connection, send the body?)
-        self.batch: asyncio.TimerHandle | None = None
         self.refused = 0
         self._warned_at = -FULL_WARNING_EVERY
 
@@ -70,16 +69,34 @@ class _Listener:
         self.connections.add(conn)
         if full:
             self.refused += 1
-            conn.reply(503, _BUSY, deadline=LINGER)
+            conn.reply(503, _BUSY % self.what.encode(), deadline=LINGER)
             now = time.monotonic()
             if now - self._warned_at >= FULL_WARNING_EVERY:
                 self._warned_at = now
-                log.warning("metrics: %d connections open, the most allowed; answering 503 "
-                            "to new ones (%d so far)", self.max_connections, self.refused)
+                log.warning("%s: %d connections open, the most allowed; answering 503 "
+                            "to new ones (%d so far)", self.what, self.max_connections,
+                            self.refused)
         return not full
 
     def closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
+
+    def abort_all(self) -> None:
+        for conn in list(self.connections):
+            conn.transport.abort()
+
+
+class _Listener(Bounded):
+    """The /metrics and /healthz answers, and the render batch."""
+
+    def __init__(self, metrics: Metrics, healthy: Callable[[], tuple[bool, str]], *,
+                 max_connections: int, read_timeout: float, write_timeout: float) -> None:
+        super().__init__(max_connections=max_connections, read_timeout=read_timeout,
+                         write_timeout=write_timeout)
+        self.metrics = metrics
+        self.healthy = healthy
+        self.waiting: list[tuple[Connection, bool]] = []  # (connection, send the body?)
+        self.batch: asyncio.TimerHandle | None = None
 
     def serve(self, conn: Connection, method: bytes, version: str, target: bytes) -> None:
         if version not in ("1.0", "1.1"):
@@ -123,25 +140,25 @@ class _Listener:
     def abort_all(self) -> None:
         if self.batch is not None:
             self.batch.cancel()
-        for conn in list(self.connections):
-            conn.transport.abort()
+        super().abort_all()
 
 
-class MetricsServer:
-    """Serves /metrics and /healthz from a thread of its own running its own event loop."""
+class LoopServer:
+    """A listener served from a thread of its own running its own event loop; subclasses
+    say what listens (make_listener) and what is served (announce)."""
 
-    def __init__(self, metrics: Metrics, host: str, port: int,
-                 healthy: Callable[[], tuple[bool, str]], *, max_connections: int | None = None,
+    thread_name = "http"
+    connection: type[Connection] = Connection  # the protocol of each client
+
+    def __init__(self, host: str, port: int, *, max_connections: int | None = None,
                  read_timeout: float = READ_TIMEOUT, write_timeout: float = WRITE_TIMEOUT
                  ) -> None:
-        self.metrics = metrics
         self.host = host
         self.port = port
-        self.healthy = healthy
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
-        self.listener: _Listener | None = None
+        self.listener: Bounded | None = None
         self._bound: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,23 +173,26 @@ class MetricsServer:
         sock = _listen(self.host, self.port)
         bound = sock.getsockname()
         self._bound = (str(bound[0]), int(bound[1]))
-        self.listener = _Listener(
-            self.metrics, self.healthy, max_connections=self.max_connections or _default_cap(),
-            read_timeout=self.read_timeout, write_timeout=self.write_timeout,
-        )
+        self.listener = self.make_listener(self.max_connections or _default_cap())
         self._ready.clear()
         self._failure = None
         self._thread = threading.Thread(target=self._run, args=(sock, self.listener),
-                                        name="metrics-http", daemon=True)
+                                        name=self.thread_name, daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT) or self._failure is not None:
             failure = self._failure
             self.stop()
             sock.close()
-            raise OSError(f"metrics listener did not start: {failure or 'timed out'}")
+            raise OSError(f"{self.listener.what} listener did not start: "
+                          f"{failure or 'timed out'}")
         host, port = self._bound
-        log.info("metrics: serving http://%s/metrics", f"[{host}]:{port}" if ":" in host
-                 else f"{host}:{port}")
+        self.announce(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    def make_listener(self, max_connections: int) -> Bounded:
+        raise NotImplementedError
+
+    def announce(self, address: str) -> None:
+        raise NotImplementedError
 
     @property
     def address(self) -> tuple[str, int]:
@@ -192,9 +212,10 @@ class MetricsServer:
                 loop.call_soon_threadsafe(stopping.set)
         thread.join(STOP_TIMEOUT)
         if thread.is_alive():
-            log.warning("metrics: the listener thread did not stop within %gs", STOP_TIMEOUT)
+            log.warning("%s: the listener thread did not stop within %gs",
+                        self.listener.what if self.listener else "http", STOP_TIMEOUT)
 
-    def _run(self, sock: socket.socket, listener: _Listener) -> None:
+    def _run(self, sock: socket.socket, listener: Bounded) -> None:
         loop = aio.new_event_loop()
         try:
             loop.run_until_complete(self._serve(loop, sock, listener))
@@ -206,9 +227,9 @@ class MetricsServer:
             loop.close()
 
     async def _serve(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                     listener: _Listener) -> None:
+                     listener: Bounded) -> None:
         self._stopping = asyncio.Event()
-        server = await loop.create_server(lambda: Connection(listener), sock=sock,
+        server = await loop.create_server(lambda: self.connection(listener), sock=sock,
                                           backlog=BACKLOG)
         self._loop = loop
         self._ready.set()
@@ -217,6 +238,25 @@ class MetricsServer:
         listener.abort_all()
         for _ in range(3):  # connection_lost callbacks, and the handles' closing
             await asyncio.sleep(0)
+
+
+class MetricsServer(LoopServer):
+    """Serves /metrics and /healthz."""
+
+    thread_name = "metrics-http"
+
+    def __init__(self, metrics: Metrics, host: str, port: int,
+                 healthy: Callable[[], tuple[bool, str]], **limits: Any) -> None:
+        super().__init__(host, port, **limits)
+        self.metrics = metrics
+        self.healthy = healthy
+
+    def make_listener(self, max_connections: int) -> _Listener:
+        return _Listener(self.metrics, self.healthy, max_connections=max_connections,
+                         read_timeout=self.read_timeout, write_timeout=self.write_timeout)
+
+    def announce(self, address: str) -> None:
+        log.info("metrics: serving http://%s/metrics", address)
 
 
 def _default_cap() -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pagerduty_api import Alert
 from watchdog import logs
@@ -15,6 +17,9 @@ from watchdog.model import CheckState, Event, Policy
 from watchdog.sender import LoggingAlert
 from watchdog.state import retrigger
 from watchdog.store import StoredCheck
+
+if TYPE_CHECKING:
+    from watchdog.runner import Runner
 
 log = logging.getLogger("watchdog.runner")
 
@@ -76,3 +81,30 @@ def retrigger_open(states: dict[str, CheckState], policies: dict[str, Policy],
         if events:
             resend[name] = events
     return resend
+
+
+def resync_delivery(runner: Runner) -> None:
+    """Re-send the trigger of every open incident when events start going somewhere new.
+
+    Events that went to dry-run, or to a key PagerDuty refused, never opened an incident
+    there; without this, a check triggered then would stay silent until it recovers.
+    """
+    target = delivery_target(runner.config, runner.dry_run)
+    previous = runner.store.get_meta("delivery_target")
+    if previous is not None and previous != target and target != DRY_RUN_TARGET:
+        stored = runner.store.load_checks()
+        now = time.time()
+        with runner._lock:
+            resend = retrigger_open(runner.states, runner.policies, stored)
+            for name, events in resend.items():
+                check = runner.checks[name]
+                runner.recorder.record(name, check.fingerprint, check.incident_key,
+                                       runner.states[name], None, now, events)
+        if resend:
+            log.warning(
+                "PagerDuty settings changed since these incidents opened: "
+                "re-sending the trigger of %d open incidents",
+                len(resend),
+            )
+    with runner._lock:
+        runner.recorder.write(lambda: runner.store.set_meta("delivery_target", target))

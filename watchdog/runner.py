@@ -19,14 +19,9 @@ from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
 from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import SystemdNotifier
+from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
-from watchdog.reloading import (
-    DRY_RUN_TARGET,
-    delivery_target,
-    make_alert,
-    read_reload,
-    retrigger_open,
-)
+from watchdog.reloading import make_alert, read_reload, resync_delivery
 from watchdog.reporting import (
     NO_KEY,
     Counts,
@@ -88,6 +83,7 @@ class Runner:
         self.recorder = Recorder(self.store, self.sender)
         self.runtime = RuntimeFile(self.store.state_dir)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
+        self.passive = PassiveFeed(self.store, self.scheduler.run_now)
         self.vitals = Vitals(self.scheduler, self.recorder, self.sender)
         self.reporter = Reporter(
             self.store, self.recorder, self.scheduler, self.vitals, self.notifier, self.metrics,
@@ -119,6 +115,7 @@ class Runner:
         self._started_at = time.time()
         self._apply(self.config, known, since=self._started_at)
         self._resync_delivery()
+        self.passive.start(self.config)
         self.sender.start()
         self.scheduler.set_checks(self.config.checks)
         self._start_metrics()
@@ -199,6 +196,7 @@ class Runner:
                 self.recorder.flush()
                 self._save_unsaved()
                 self.runtime.write(self.reporter.runtime_report(self._started_at, self.pending))
+        self.passive.refresh(time.time())
         self.reporter.refresh(time.time())
 
     def _counts(self) -> Counts:
@@ -214,6 +212,7 @@ class Runner:
         self.notifier.stopping()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        self.passive.stop()  # no more pushes: their writes would find the store closed
         running = self.scheduler.health().running
         if running:
             log.info("stopping: waiting up to %.0fs for %d running probes", PROBE_GRACE, running)
@@ -316,32 +315,10 @@ class Runner:
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
             self.keeper.configure(config.checks, config.maintenance)
+            self.passive.apply(config, now)
 
     def _resync_delivery(self) -> None:
-        """Re-send the trigger of every open incident when events start going somewhere new.
-
-        Events that went to dry-run, or to a key PagerDuty refused, never opened an incident
-        there; without this, a check triggered then would stay silent until it recovers.
-        """
-        target = delivery_target(self.config, self.dry_run)
-        previous = self.store.get_meta("delivery_target")
-        if previous is not None and previous != target and target != DRY_RUN_TARGET:
-            stored = self.store.load_checks()
-            now = time.time()
-            with self._lock:
-                resend = retrigger_open(self.states, self.policies, stored)
-                for name, events in resend.items():
-                    check = self.checks[name]
-                    self.recorder.record(name, check.fingerprint, check.incident_key,
-                                         self.states[name], None, now, events)
-            if resend:
-                log.warning(
-                    "PagerDuty settings changed since these incidents opened: "
-                    "re-sending the trigger of %d open incidents",
-                    len(resend),
-                )
-        with self._lock:
-            self.recorder.write(lambda: self.store.set_meta("delivery_target", target))
+        resync_delivery(self)
 
     # --- results ------------------------------------------------------------------------
 

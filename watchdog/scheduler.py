@@ -303,6 +303,8 @@ class Scheduler:
             stats = self.stats.get(check.name)
             if stats is not None:
                 stats.runs += 1
+            if result is None:
+                return  # nothing to judge yet (a passive check before its first report)
             if self._discard(check, result, began):
                 return
             self._pauses.reset(check.name)

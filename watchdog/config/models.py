@@ -190,16 +190,12 @@ def parse_listen(value: Any) -> Address | None:
     return Address(host, int(port_text))
 
 
-Listen = Annotated[
-    Address,
-    PlainValidator(_listen),
-    WithJsonSchema({
-        "anyOf": [{"type": "integer", "minimum": 0, "maximum": 65535},
-                  {"type": "string", "pattern": LISTEN_PATTERN}, ENV_REF],
-        DOC_TYPE: "address", DEF_NAME: "ListenAddress",
-        DEF_ABOUT: "a port (bound on 127.0.0.1), \"host:port\" or \"[IPv6]:port\""}),
-    LISTEN_SAYS,
-]
+LISTEN_SCHEMA = WithJsonSchema({
+    "anyOf": [{"type": "integer", "minimum": 0, "maximum": 65535},
+              {"type": "string", "pattern": LISTEN_PATTERN}, ENV_REF],
+    DOC_TYPE: "address", DEF_NAME: "ListenAddress",
+    DEF_ABOUT: "a port (bound on 127.0.0.1), \"host:port\" or \"[IPv6]:port\""})
+Listen = Annotated[Address, PlainValidator(_listen), LISTEN_SCHEMA, LISTEN_SAYS]
 
 
 class MetricsSettings(Section):
@@ -208,6 +204,31 @@ class MetricsSettings(Section):
     listen: Listen = Field(description="a port (9108 binds 127.0.0.1), \"host:port\" "
                            "(\"0.0.0.0:9108\": every IPv4 interface) or \"[::1]:9108\"; port 0 "
                            "takes any free port", json_schema_extra=RESTART)
+
+
+# --------------------------------------------------------------------------- push
+
+PushListen = Annotated[
+    Address, PlainValidator(_listen), LISTEN_SCHEMA,
+    Says(LISTEN_SAYS.text, missing='listen is required — e.g. listen: "127.0.0.1:9109" (or '
+         "remove push:)", at_parent=True, null_is_unset=True),
+]
+
+
+class PushSettings(Section):
+    """An HTTP endpoint where other hosts report to passive checks: POST
+    /ping/NAME[/start|/fail|/EXIT_CODE] with `Authorization: Bearer TOKEN`."""
+
+    listen: PushListen = Field(description="a port (9109 binds 127.0.0.1), \"host:port\" or "
+                               "\"[::1]:9109\"", json_schema_extra=RESTART)
+    token: Annotated[
+        str, StringConstraints(min_length=16, pattern=NO_CONTROL),
+        Says("must be a string of at least 16 characters without control characters (e.g. "
+             "`openssl rand -hex 16`)",
+             missing="token is required: the endpoint answers no one without it — e.g. "
+             "token: !secret ${PUSH_TOKEN}", at_parent=True),
+    ] = Field(description="what a report must send as `Authorization: Bearer TOKEN`; keep it "
+              "out of the file (!secret ${PUSH_TOKEN})")
 
 
 # --------------------------------------------------------------------------- checks
@@ -322,6 +343,7 @@ class Settings(Section):
         json_schema_extra=RESTART)
     heartbeat: HeartbeatSettings | None = None
     metrics: MetricsSettings | None = None
+    push: PushSettings | None = None
     defaults: Annotated[
         CheckSettings | None, Says("must be a mapping of check settings ({keys})"),
     ] = None

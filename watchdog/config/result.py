@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from watchdog.config.models import MAX_INCIDENT_KEY_CHARS, Address, Settings
+from watchdog.config.models import MAX_INCIDENT_KEY_CHARS, Address, PushSettings, Settings
 from watchdog.holds import Window
 from watchdog.model import Check
 
@@ -66,6 +66,10 @@ class Config:
     def metrics_listen(self) -> Address | None:
         metrics = self.settings.metrics
         return metrics.listen if metrics is not None else None
+
+    @property
+    def push(self) -> PushSettings | None:
+        return self.settings.push
 
 
 def default_incident_key(source: str, name: str) -> str:

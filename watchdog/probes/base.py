@@ -15,7 +15,9 @@ A probe kind is a module (listed once in probes.KINDS) with:
            estimate of `pd-watchdog run`);
   parse(options: dict, base_dir: str) -> Probe
            validate and build in one step, raising OptionError: for tests and tools.
-The returned object's run(timeout) returns a ProbeResult and never raises. run is either
+The returned object's run(timeout) returns a ProbeResult and never raises; it may return
+None for "nothing to judge yet" (a passive check before its first report or deadline): the
+check then stays pending, no result is counted. run is either
   - a coroutine function: it runs on the scheduler's event loop, alongside every other
     such probe, and must never block it (network probes: thousands cost one thread), or
   - a plain function: it may block, and runs on one of the `workers` threads (probes that
@@ -63,7 +65,7 @@ def is_async(probe: Any) -> bool:
     return inspect.iscoroutinefunction(probe.run)
 
 
-def run_once(probe: Any, timeout: float) -> ProbeResult:
+def run_once(probe: Any, timeout: float) -> ProbeResult | None:
     """Run one probe of either shape from blocking code (`pd-watchdog check`, tests)."""
     if is_async(probe):
         return aio.run(probe.run(timeout))

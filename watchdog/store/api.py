@@ -13,7 +13,8 @@ from typing import Any
 
 from watchdog.holds import Silence
 from watchdog.model import CheckState, Event, ProbeResult
-from watchdog.store import silences, tables
+from watchdog.reports import Record, Report, fold
+from watchdog.store import passive, silences, tables
 from watchdog.store.records import DEAD, DRY_RUN, SENT, Deferred, OutboxItem, StoredCheck
 from watchdog.store.sqlite import SqliteFile
 
@@ -155,6 +156,26 @@ class Store:
         """End these active silences (None: all of them) now; the ids that were ended."""
         with self._transaction("end silences") as db:
             return silences.end(db, ids, now)
+
+    # ------------------------------------------------------------------ passive
+
+    def report(self, name: str, report: Report) -> Record:
+        """Fold a report into the passive check's record, in one transaction; the record."""
+        with self._transaction(f"record a {report.kind} report of {name!r}") as db:
+            record = fold(passive.select(db, name), report)
+            passive.write(db, name, record)
+        return record
+
+    def passive_records(self, since: int = 0) -> list[tuple[str, Record]]:
+        """The passive records written after seq `since` (0: all), oldest write first."""
+        with self._locked("read passive reports"):
+            return passive.changed(self._db, since)
+
+    def passive_seen(self, names: Sequence[str], now: float) -> None:
+        """Note `now` as when these passive checks were first seen, unless known already."""
+        if names:
+            with self._transaction("note new passive checks") as db:
+                passive.seen(db, names, now)
 
     def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
         """Queue events inside the caller's transaction (a separate method so tests can fail it)."""

@@ -63,6 +63,21 @@ VERSIONS: dict[int, tuple[str, ...]] = {
             ended_at   REAL
         )""",
     ),
+    4: (
+        # Passive checks (`pd-watchdog ping`, `wrap`, the push endpoint): one row per check,
+        # written beside a live runner, read by it every second (rows past its last seq).
+        """CREATE TABLE IF NOT EXISTS passive (
+            name       TEXT PRIMARY KEY,
+            first_seen REAL NOT NULL,
+            success_at REAL,
+            start_at   REAL,
+            failure_at REAL,
+            exit_code  INTEGER,
+            duration   REAL,
+            message    TEXT,
+            seq        INTEGER NOT NULL
+        )""",
+    ),
 }
 
 SCHEMA_VERSION = max(VERSIONS)
