@@ -1,9 +1,10 @@
 """Probe kinds, one module each (the interface: probes/base.py). Adding a kind: write its
 module, add one line to KINDS; tests/test_probe_kinds.py checks the module's shape."""
 
-from watchdog.probes import command, http
+from watchdog.probes import command, dns, http
 
 KINDS = {
     "http": http,
     "command": command,
+    "dns": dns,
 }
