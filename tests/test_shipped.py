@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from dnsserver import DnsServer
 from test_service import NotifySocket
 
 from fakepd import FakePagerDuty
@@ -106,8 +107,9 @@ def test_only_checks_true_on_any_host_ship_active():
     config = load(str(ROOT / "watchdog.example.yaml"), environ=clean_env())
     assert [check.name for check in config.checks] == ["root-disk"]
     # Everything host-specific is there, off, and says how to turn it on.
-    assert EXAMPLES == ["http-health.yaml.example", "monitoring-plugins.yaml.example",
-                        "ntp.yaml.example", "tcp-port.yaml.example", "website.yaml.example"]
+    assert EXAMPLES == ["dns.yaml.example", "http-health.yaml.example",
+                        "monitoring-plugins.yaml.example", "ntp.yaml.example",
+                        "tcp-port.yaml.example", "website.yaml.example"]
     for name in EXAMPLES:
         text = (ROOT / "checks" / name).read_text()
         assert "OFF as shipped" in text and f"mv checks/{name} checks/{name[:-8]}" in text
@@ -135,7 +137,10 @@ def target():
 
 def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_path, target):
     listening = socket.create_server(("127.0.0.1", 0))
+    dns_server = DnsServer()
     env = clean_env(
+        DNS_SERVER=dns_server.address,
+        DNS_CHECK_NAME="a.test",
         APP_HEALTH_URL=target.url,
         POSTGRES_PORT=str(listening.getsockname()[1]),
         WEBSITE_URL=target.url,
@@ -144,6 +149,7 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
         + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
     )
     expected = {
+        "dns.yaml.example": {"dns-resolves": "NOERROR in "},
         "http-health.yaml.example": {"app-health": "OK  "},
         "tcp-port.yaml.example": {"postgres-port": "TCP OK - 127.0.0.1:"},
         "ntp.yaml.example": {"ntp-synchronized": "NTP OK - system clock synchronized"},
@@ -173,6 +179,7 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
                 assert said in row, (example, row)
     finally:
         listening.close()
+        dns_server.close()
 
 
 def test_the_website_example_cannot_run_until_it_is_given_a_url(tmp_path):
