@@ -19,6 +19,7 @@ except ImportError:  # the runner falls back to asyncio's loop, whose sockets ar
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
+_real_sendto = socket.socket.sendto
 
 
 def _loopback(address: object) -> bool:
@@ -54,6 +55,26 @@ def _guarded_create_connection(real):
     return create_connection
 
 
+def _guarded_sendto(self: socket.socket, data, *args):
+    """UDP needs no connect: a datagram sent to an address is checked as it goes."""
+    address = args[-1] if args else None
+    if not _loopback(address):
+        raise AssertionError(f"test tried to send to {address!r}: loopback only")
+    return _real_sendto(self, data, *args)
+
+
+def _guarded_datagram_endpoint(real):
+    """uvloop connects UDP sockets inside libuv too: check remote_addr (a DNS server)."""
+
+    async def create_datagram_endpoint(self, protocol_factory, local_addr=None,
+                                       remote_addr=None, **kwargs):
+        if remote_addr is not None and not _loopback(remote_addr):
+            raise AssertionError(f"test tried to send to {remote_addr!r}: loopback only")
+        return await real(self, protocol_factory, local_addr, remote_addr, **kwargs)
+
+    return create_datagram_endpoint
+
+
 _real_getaddrinfo = socket.getaddrinfo
 
 
@@ -69,7 +90,11 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
+    monkeypatch.setattr(socket.socket, "sendto", _guarded_sendto)
     if uvloop is not None:
         real = uvloop.Loop.create_connection
         monkeypatch.setattr(uvloop.Loop, "create_connection", _guarded_create_connection(real))
+        real_udp = uvloop.Loop.create_datagram_endpoint
+        monkeypatch.setattr(uvloop.Loop, "create_datagram_endpoint",
+                            _guarded_datagram_endpoint(real_udp))
 

@@ -35,3 +35,10 @@ def test_an_http_probe_cannot_reach_a_non_loopback_address(monkeypatch, loop, ur
         pytest.skip("uvloop is not installed")
     result = run_once(http.parse({"http": {"url": url}}, "."), 5)
     assert not result.ok and "loopback only" in result.summary
+
+
+def test_a_udp_datagram_cannot_go_to_a_non_loopback_address() -> None:
+    """UDP needs no connect (a DNS query is one sendto): the guard checks sendto too."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, \
+            pytest.raises(AssertionError, match="loopback only"):
+        sock.sendto(b"\x00", ("192.0.2.53", 53))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from dnsserver import DnsServer
 from test_service import NotifySocket
 
 from fakepd import FakePagerDuty
@@ -107,9 +108,10 @@ def test_only_checks_true_on_any_host_ship_active():
     config = load(str(ROOT / "watchdog.example.yaml"), environ=clean_env())
     assert [check.name for check in config.checks] == ["root-disk"]
     # Everything host-specific is there, off, and says how to turn it on.
-    assert EXAMPLES == ["backup-age.yaml.example", "cron.yaml.example", "http-health.yaml.example",
-                        "monitoring-plugins.yaml.example", "ntp.yaml.example",
-                        "passive.yaml.example", "tcp-port.yaml.example", "website.yaml.example"]
+    assert EXAMPLES == ["backup-age.yaml.example", "cron.yaml.example", "dns.yaml.example",
+                        "http-health.yaml.example", "monitoring-plugins.yaml.example",
+                        "ntp.yaml.example", "passive.yaml.example", "tcp-port.yaml.example",
+                        "website.yaml.example"]
     for name in EXAMPLES:
         text = (ROOT / "checks" / name).read_text()
         assert "OFF as shipped" in text and f"mv checks/{name} checks/{name[:-8]}" in text
@@ -140,10 +142,13 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
     backup = tmp_path / "db.dump"
     backup.write_bytes(b"\0" * 1024 * 1024)
     me = psutil.Process()  # pytest itself stands in for the daemon (check leaves itself out)
+    dns_server = DnsServer()
     env = clean_env(
         BACKUP_FILE=str(backup),
         CRON_PROCESS=me.name(),
         CRON_USER=me.username(),
+        DNS_SERVER=dns_server.address,
+        DNS_CHECK_NAME="a.test",
         APP_HEALTH_URL=target.url,
         POSTGRES_PORT=str(listening.getsockname()[1]),
         WEBSITE_URL=target.url,
@@ -154,6 +159,7 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
     expected = {
         "backup-age.yaml.example": {"backup-age": f"{backup}: 1.0 MiB, modified "},
         "cron.yaml.example": {"cron": f"{me.name()}: "},
+        "dns.yaml.example": {"dns-resolves": "NOERROR in "},
         "http-health.yaml.example": {"app-health": "OK  "},
         "tcp-port.yaml.example": {"postgres-port": "connected to 127.0.0.1:"},
         "ntp.yaml.example": {"ntp-synchronized": "NTP OK - system clock synchronized"},
@@ -184,6 +190,7 @@ def test_every_example_validates_once_enabled_and_check_shows_what_it_does(tmp_p
                 assert said in row, (example, row)
     finally:
         listening.close()
+        dns_server.close()
 
 
 def test_the_website_example_cannot_run_until_it_is_given_a_url(tmp_path):

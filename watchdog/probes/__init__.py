@@ -1,7 +1,7 @@
 """Probe kinds, one module each (the interface: probes/base.py). Adding a kind: write its
 module, add one line to KINDS; tests/test_probe_kinds.py checks the module's shape."""
 
-from watchdog.probes import command, file, http, passive, process, tcp
+from watchdog.probes import command, dns, file, http, passive, process, tcp
 
 KINDS = {
     "http": http,
@@ -10,4 +10,5 @@ KINDS = {
     "file": file,
     "process": process,
     "passive": passive,
+    "dns": dns,
 }
