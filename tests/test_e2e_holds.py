@@ -192,7 +192,12 @@ def test_a_parent_going_down_with_ten_children_pages_once_and_lists_them(tmp_pat
         hits = web.hits
         wait_for(lambda: web.hits >= hits + 50, what="probes after recovery")
         assert proc.stop() == 0
-    assert [event["body"]["dedup_key"] for event in pd.events] == [key("uplink")] * 2
+    # The outage, up to the parent's resolve, is the parent's page alone. (After that a
+    # child that fails on its own pages, rightly: on a busy machine the shared target can
+    # be slow enough to time out.)
+    sent = [(event["body"]["dedup_key"], event["body"]["event_action"]) for event in pd.events]
+    assert sent[:sent.index((key("uplink"), "resolve")) + 1] == [
+        (key("uplink"), "trigger"), (key("uplink"), "resolve")]
     details = pd.events[0]["body"]["payload"]["custom_details"]
     assert set(details["dependents_failing"]) <= set(children)
     assert len(details["dependents_failing"]) >= 5
