@@ -119,6 +119,11 @@ class Alert(Resource):
     def __repr__(self) -> str:
         return f"Alert(api={self.api!r}, key={mask_key(self._service_key)!r}, url={self.url!r})"
 
+    @property
+    def URL(self) -> str:  # noqa: N802 - the original package's name for it
+        """The whole endpoint this Alert posts to, as the original package's Alert.URL."""
+        return f"{self.url}/{_PATHS[self.api]}"
+
     def _secrets(self) -> tuple[str, ...]:
         return (self._service_key,)
 
