@@ -1,4 +1,5 @@
-"""A PagerDuty Events client: Alert triggers, acknowledges and resolves (Events API v1 or v2)."""
+"""A PagerDuty Events client: Alert triggers, acknowledges and resolves (Events API v1 or v2);
+ChangeEvent sends change events (the Change Events API)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from pagerduty_api.version import __version__
 
 if TYPE_CHECKING:
     from pagerduty_api.alert import Alert
+    from pagerduty_api.change import ChangeEvent
 
 __all__ = [
     "Alert",
+    "ChangeEvent",
     "ConfigurationException",
     "IncidentKeyException",
     "InvalidEventException",
@@ -31,11 +34,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Alert on first use: it imports requests (~0.15 s), which the submodules pd-watchdog
-    reads without sending (masking, severities, retry rules) must not pay for."""
+    """Alert and ChangeEvent on first use: they import requests (~0.15 s), which the
+    submodules pd-watchdog reads without sending (masking, severities, retry rules) must not
+    pay for."""
     if name == "Alert":
-        from pagerduty_api.alert import Alert
-
-        globals()["Alert"] = Alert  # asked once
-        return Alert
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from pagerduty_api.alert import Alert as found
+    elif name == "ChangeEvent":
+        from pagerduty_api.change import ChangeEvent as found
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = found  # asked once
+    return found

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 # Standard library imports
 import hashlib
-import logging
 import re
 import socket
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 # Third party package imports
 import requests
 
 # Local package imports
-from pagerduty_api._transport import SEVERITIES, encode_json, mask_key, truncate
+from pagerduty_api._event import (
+    MAX_BODY_BYTES,
+    MAX_SUMMARY_LENGTH,
+    drop_none,
+    fit_body,
+    fit_summary,
+    iso_timestamp,
+    refuse,
+)
+from pagerduty_api._transport import SEVERITIES, mask_key
 from pagerduty_api.base import Resource
 from pagerduty_api.exceptions import (
     ConfigurationException,
@@ -23,12 +31,10 @@ from pagerduty_api.exceptions import (
 )
 from pagerduty_api.retry import THROTTLE_STATUSES
 
-logger = logging.getLogger("pagerduty_api")
+__all__ = ["MAX_BODY_BYTES", "MAX_KEY_LENGTH", "MAX_SUMMARY_LENGTH", "SEVERITIES", "Alert"]
 
 APIS = ("v1", "v2")
 MAX_KEY_LENGTH = 255  # characters of an incident_key / dedup_key
-MAX_SUMMARY_LENGTH = 1024  # characters of a description / summary
-MAX_BODY_BYTES = 512_000  # PagerDuty's 512 KB, counted on the safe side
 
 _PATHS = {"v1": "generic/2010-04-15/create_event.json", "v2": "v2/enqueue"}
 _KEY_ERROR = re.compile(r"(routing|service|integration)[ _]?key", re.IGNORECASE)
@@ -38,33 +44,10 @@ _KEY_HINTS = {
 }
 
 
-def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
-    """Leave absent fields out: PagerDuty is sent no nulls."""
-    return {name: value for name, value in fields.items() if value is not None}
-
-
 def _default_key(description: str) -> str:
     """MD5 hex digest of the UTF-8 description: one incident per distinct description."""
     data = description.encode("utf-8", "surrogatepass")  # lone surrogates still get a key
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def _summary(description: str | None) -> str | None:
-    """Cut to PagerDuty's 1024 characters with a visible marker, rather than be refused."""
-    return None if description is None else truncate(description, MAX_SUMMARY_LENGTH)
-
-
-def _timestamp(value: datetime | str | None) -> str | None:
-    """ISO 8601 as PagerDuty wants it; a naive datetime is taken as UTC."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.isoformat()
-    raise TypeError(
-        f"timestamp must be a datetime or an ISO 8601 string, got {type(value).__name__}"
-    )
 
 
 def _v2_payload(
@@ -81,11 +64,11 @@ def _v2_payload(
     """An Events API v2 trigger's payload; a severity PagerDuty does not know is refused."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
-    return _drop_none({
+    return drop_none({
         "summary": summary,
         "source": source,
         "severity": severity,
-        "timestamp": _timestamp(timestamp),
+        "timestamp": iso_timestamp(timestamp),
         "component": component,
         "group": group,
         "class": event_class,
@@ -136,6 +119,11 @@ class Alert(Resource):
     def __repr__(self) -> str:
         return f"Alert(api={self.api!r}, key={mask_key(self._service_key)!r}, url={self.url!r})"
 
+    @property
+    def URL(self) -> str:  # noqa: N802 - the original package's name for it
+        """The whole endpoint this Alert posts to, as the original package's Alert.URL."""
+        return f"{self.url}/{_PATHS[self.api]}"
+
     def _secrets(self) -> tuple[str, ...]:
         return (self._service_key,)
 
@@ -177,7 +165,7 @@ class Alert(Resource):
             )
         key = incident_key or _default_key(description)
         self._check_key(key)
-        summary = _summary(description)
+        summary = fit_summary(description)
         if self.api == "v1":
             event = {
                 "service_key": self._service_key,
@@ -204,7 +192,7 @@ class Alert(Resource):
                 "links": links,
                 "images": images,
             }
-        body = self._fit(_drop_none(event))
+        body = fit_body(drop_none(event))
         # Remembered before sending: if the answer is lost, resolve() can still close it.
         self.incident_key = key
         return self.request("POST", _PATHS[self.api], body)
@@ -253,40 +241,19 @@ class Alert(Resource):
                 "service_key": self._service_key,
                 "event_type": action,
                 "incident_key": key,
-                "description": _summary(description),
+                "description": fit_summary(description),
                 "details": details,
             }
         else:
             event = {"routing_key": self._service_key, "event_action": action, "dedup_key": key}
-        return self.request("POST", _PATHS[self.api], self._fit(_drop_none(event)))
+        return self.request("POST", _PATHS[self.api], fit_body(drop_none(event)))
 
     def _check_key(self, key: Any) -> None:
         """Refuse keys PagerDuty would answer 400 to, before anything is sent."""
         name = "incident_key" if self.api == "v1" else "dedup_key"
         if not isinstance(key, str):
-            error = f"{name} is a {type(key).__name__}, not a string"
-            raise InvalidEventException(f"event refused before sending: {error}", errors=[error])
+            raise refuse(f"{name} is a {type(key).__name__}, not a string")
         if len(key) > MAX_KEY_LENGTH:
-            error = f"{name} is {len(key)} characters; PagerDuty accepts at most {MAX_KEY_LENGTH}"
-            raise InvalidEventException(f"event refused before sending: {error}", errors=[error])
-
-    def _fit(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Keep the body under PagerDuty's size limit: trim details first, else refuse."""
-        size = len(encode_json(event))
-        if size <= MAX_BODY_BYTES:
-            return event
-        holder = event.get("payload", event)
-        field = "custom_details" if "payload" in event else "details"
-        if field in holder:
-            original = len(encode_json(holder[field]))
-            holder[field] = {
-                "trimmed": True,
-                "reason": f"{field} too large for PagerDuty's {MAX_BODY_BYTES}-byte event limit",
-                "original_size_bytes": original,
-            }
-            size = len(encode_json(event))
-            if size <= MAX_BODY_BYTES:
-                logger.warning("PagerDuty event: %s trimmed (%d bytes)", field, original)
-                return event
-        error = f"event is {size} bytes of JSON; PagerDuty accepts at most {MAX_BODY_BYTES}"
-        raise InvalidEventException(f"event refused before sending: {error}", errors=[error])
+            raise refuse(
+                f"{name} is {len(key)} characters; PagerDuty accepts at most {MAX_KEY_LENGTH}"
+            )

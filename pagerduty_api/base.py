@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # Standard library imports
+import contextlib
 import functools
 import json
 import logging
@@ -10,6 +11,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -38,7 +40,7 @@ from pagerduty_api.version import __version__
 
 logger = logging.getLogger("pagerduty_api")
 
-__all__ = ["AuthorizedResource", "DeadlineAdapter", "Resource"]
+__all__ = ["AuthorizedResource", "DeadlineAdapter", "Resource", "deadline_session"]
 
 LOG_BODY_LIMIT = 200  # characters of an answer quoted in a log line
 
@@ -99,7 +101,8 @@ class Resource:
 
     @property
     def session(self) -> requests.Session:
-        """The session every request goes through, so connections are reused."""
+        """The session requests go through from now on, so connections are reused (made on
+        first use unless one was passed; until then they go through `requests.post`)."""
         if self._session is None:
             self._session = deadline_session()
         return self._session
@@ -120,6 +123,11 @@ class Resource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers each request is sent with (the original package's attribute)."""
+        return self._headers()
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -148,7 +156,15 @@ class Resource:
         rest is retried until `retry_deadline` seconds after the first attempt (0: exactly
         one attempt). Each attempt, whole answer included, has `timeout` seconds.
         """
-        url = f"{self.url}/{path.lstrip('/')}"
+        return self._call(method, f"{self.url}/{path.lstrip('/')}", payload, path)
+
+    def _post(self, url: str, data: Any = None, **ignored: Any) -> dict[str, Any]:
+        """The original package's wrapper: POST `data` JSON-encoded to a whole `url`, with
+        `request()`'s rules (its `headers=` are these headers, so they are not taken twice)."""
+        return self._call("POST", url, data, url)
+
+    def _call(self, method: str, url: str, payload: Any, path: str) -> dict[str, Any]:
+        """request()'s loop, for a whole url; `path` is what logs call it."""
         data = None if payload is None else encode_json(payload)
         start = self._clock()
         attempt = 0
@@ -197,20 +213,24 @@ class Resource:
     def _exchange(self, method: str, url: str, data: bytes | None) -> _Answer:
         """One request and its whole answer within `timeout` seconds; redirects not followed.
 
-        Goes through `self.session.request`, the one place a test or a caller's session sees.
+        Goes through the session once there is one (passed in, or asked for), else through
+        the module-level `requests.post` (`requests.request` for other methods) as the original
+        package did, so that a test's patch of `requests.post` sees every request.
         """
         deadline = Deadline(self.timeout)
+        fields = {"data": data, "headers": self._headers(), "timeout": deadline,
+                  "stream": True, "allow_redirects": False}
+        if self._session is not None:
+            send = functools.partial(self._session.request, method)
+        elif method == "POST":
+            send = requests.post
+        else:
+            send = functools.partial(requests.request, method)
         try:
             with deadline:
-                response = self.session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=self._headers(),
-                    timeout=deadline,
-                    stream=True,
-                    allow_redirects=False,
-                )
+                response = send(url=url, **fields)
+                if not isinstance(response, requests.Response):  # a test's stand-in
+                    return _Answer.stand_in(response, self._secrets())
                 with response:  # closed, or its connection back in the pool, whatever happens
                     deadline.watch_answer(response.raw)
                     content = read_answer(response)
@@ -294,6 +314,26 @@ class _Answer:
         self.content = content
         # What may be quoted (exceptions, logs, the accepted dict): redacted and truncated.
         self.body = truncate(redact(content.decode("utf-8", "replace"), secrets), BODY_TEXT_LIMIT)
+
+    @classmethod
+    def stand_in(cls, response: Any, secrets: tuple[str, ...]) -> _Answer:
+        """An answer that is not a requests.Response (a mock of `requests.post`), read as
+        the original package read one: `status_code` (else `ok`), `text`, `json()`."""
+        status = getattr(response, "status_code", None)
+        if not isinstance(status, int):
+            status = 200 if response.ok else 500
+        headers = getattr(response, "headers", None)
+        text = getattr(response, "text", None)
+        answer = cls(
+            status,
+            headers if isinstance(headers, Mapping) else {},
+            text.encode("utf-8", "replace") if isinstance(text, str) else b"",
+            secrets,
+        )
+        if 200 <= status < 300:
+            with contextlib.suppress(ValueError):  # no JSON: read from the text, as usual
+                answer.__dict__["data"] = response.json()  # what the stand-in was told to say
+        return answer
 
     @functools.cached_property
     def data(self) -> Any:

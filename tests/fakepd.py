@@ -1,4 +1,5 @@
-"""A fake PagerDuty Events API on loopback, close enough to answer like the real one.
+"""A fake PagerDuty Events API on loopback, close enough to answer like the real one
+(Events API v1 and v2, and the Change Events API at /v2/change/enqueue).
 
 Tests drive the real client against it, so what they prove holds over real HTTP: keep-alive
 connections, status codes, Retry-After, requests that never get an answer. It keeps what a
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 
 V2_PATH = "/v2/enqueue"
 V1_PATH = "/generic/2010-04-15/create_event.json"
+CHANGE_PATH = "/v2/change/enqueue"
 KEY_LENGTH = 32
 MAX_DEDUP_KEY = 255
 MAX_SUMMARY = 1024
@@ -258,6 +260,7 @@ class FakePagerDuty:
             self._open: dict[str, dict[str, Any]] = {}
             self._events: list[dict[str, Any]] = []
             self._requests: list[dict[str, Any]] = []
+            self._changes: list[dict[str, Any]] = []
             self._lock.notify_all()
 
     # ------------------------------------------------------------------ snapshots
@@ -273,6 +276,12 @@ class FakePagerDuty:
         """Every accepted event: api, action, key, body (dict), received_at."""
         with self._lock:
             return copy.deepcopy(self._events)
+
+    @property
+    def change_events(self) -> list[dict[str, Any]]:
+        """Every accepted change event (kept apart from `events`): body (dict), received_at."""
+        with self._lock:
+            return copy.deepcopy(self._changes)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -348,11 +357,11 @@ class FakePagerDuty:
         }
         with self._lock:
             self._requests.append(entry)
-            if path not in (V1_PATH, V2_PATH):
+            if path not in (V1_PATH, V2_PATH, CHANGE_PATH):
                 entry["status"] = 404
                 return 404, {"status": "not found", "message": "Not found"}, {}
             if self._over_rate_limit(path, body, now):
-                entry["status"] = status = 429 if path == V2_PATH else 403
+                entry["status"] = status = 403 if path == V1_PATH else 429
                 entry["rate_limited"] = True
                 return status, dict(_FAILURES[status]), {}
             fault = self._fault()
@@ -366,9 +375,11 @@ class FakePagerDuty:
                 if retry_after is not None:
                     headers["Retry-After"] = _seconds(retry_after)
                 return status, dict(_FAILURES.get(status, _FAILURES[500])), headers
-            api = "v2" if path == V2_PATH else "v1"
+            api = {V2_PATH: "v2", V1_PATH: "v1", CHANGE_PATH: "change"}[path]
             if not parsed_ok:
                 errors = ["Event object is not valid JSON"]
+            elif api == "change":
+                errors = self._validate_change(body)
             elif api == "v2":
                 errors = self._validate_v2(body)
             else:
@@ -376,6 +387,10 @@ class FakePagerDuty:
             if errors:
                 entry["status"] = 400
                 return 400, {**_INVALID, "errors": errors}, {}
+            if api == "change":
+                self._changes.append({"body": body, "received_at": now})
+                entry["status"] = 202
+                return 202, {"status": "success", "message": "Change event processed"}, {}
             status, answer = self._accept(api, body, now)
             entry["status"] = status
             return status, answer, {}
@@ -384,7 +399,7 @@ class FakePagerDuty:
         """Count this call against its key; True if that key is over the limit (lock held)."""
         if self._rate_limit is None or not isinstance(body, dict):
             return False
-        key = body.get("routing_key" if path == V2_PATH else "service_key")
+        key = body.get("service_key" if path == V1_PATH else "routing_key")
         if not isinstance(key, str):
             return False
         calls, window = self._rate_limit
@@ -461,6 +476,25 @@ class FakePagerDuty:
                     errors.append(
                         "'payload.severity' must be one of critical, error, warning, info"
                     )
+        return errors
+
+    def _validate_change(self, body: Any) -> list[str]:
+        """As the Change Events API: a routing key and a payload with a summary."""
+        if not isinstance(body, dict):
+            return ["Event object must be a JSON object"]
+        errors = self._key_errors(body, "routing_key")
+        payload = body.get("payload")
+        summary = payload.get("summary") if isinstance(payload, dict) else None
+        if not isinstance(summary, str) or not summary:
+            errors.append("'payload.summary' is missing or blank")
+        elif len(summary) > MAX_SUMMARY:
+            errors.append(f"'payload.summary' must be {MAX_SUMMARY} characters or less")
+        links = body.get("links")
+        if links is not None and not (
+            isinstance(links, list) and all(isinstance(link, dict) and link.get("href")
+                                            for link in links)
+        ):
+            errors.append("'links' must be a list of objects with an 'href'")
         return errors
 
     def _validate_v1(self, body: Any) -> list[str]:

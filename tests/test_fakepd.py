@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from fakepd import TEST_KEY, V1_PATH, V2_PATH, FakePagerDuty
+from fakepd import CHANGE_PATH, TEST_KEY, V1_PATH, V2_PATH, FakePagerDuty
 from pagerduty_api.alert import Alert
+from pagerduty_api.change import ChangeEvent
 from pagerduty_api.exceptions import InvalidEventException, PagerDutyAPIServerException
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -304,3 +305,38 @@ def test_rate_limit_counts_refused_calls_too(pd: FakePagerDuty) -> None:
     assert post(pd, V2_PATH, v2()).status_code == 202
     with pytest.raises(ValueError, match="calls >= 1"):
         pd.set_rate_limit(0)
+
+
+# --- The Change Events API ---------------------------------------------------------------------
+
+
+def test_change_events_are_answered_and_kept_apart_from_alert_events(pd):
+    """202 and PagerDuty's words, through the real client; refused ones are 400 with errors."""
+    change = ChangeEvent(TEST_KEY, url=pd.url, retry_deadline=0)
+    assert change.send("Deployed v2", source="ci", links=[{"href": "https://ci/1"}]) == {
+        "status": "success", "message": "Change event processed",
+    }
+    assert Alert(TEST_KEY, api="v2", url=pd.url).trigger("disk full")["status"] == "success"
+    [recorded] = pd.change_events
+    assert recorded["body"]["payload"] == {"summary": "Deployed v2", "source": "ci"}
+    assert [event["action"] for event in pd.events] == ["trigger"]  # the change is not one
+    for body, error in [
+        ({"routing_key": TEST_KEY, "payload": {}}, "'payload.summary' is missing or blank"),
+        ({"routing_key": TEST_KEY, "payload": {"summary": "x" * 1025}}, "1024 characters"),
+        ({"routing_key": "short", "payload": {"summary": "a"}}, "must be 32 characters"),
+        ({"routing_key": TEST_KEY, "payload": {"summary": "a"}, "links": [{}]}, "'links'"),
+        (["not an object"], "must be a JSON object"),
+    ]:
+        answer = post(pd, CHANGE_PATH, body)
+        assert answer.status_code == 400 and error in " ".join(answer.json()["errors"])
+    pd.set_valid_keys(["f" * 32])
+    with pytest.raises(InvalidEventException, match="Invalid routing key"):
+        change.send("Deployed v3")
+    assert len(pd.change_events) == 1
+    pd.set_valid_keys(None)
+    pd.set_rate_limit(1)
+    assert post(pd, CHANGE_PATH, {"routing_key": TEST_KEY, "payload": {"summary": "a"}}).ok
+    assert post(pd, CHANGE_PATH, {"routing_key": TEST_KEY, "payload": {"summary": "a"}}
+                ).status_code == 429
+    pd.reset()
+    assert pd.change_events == []

@@ -181,9 +181,29 @@ def answering(*answers: bytes) -> Callable[[dict[str, Any]], tuple[bytes, bytes]
 
 
 def alert(server: RawServer, api: str = "v2", **kwargs: Any) -> Alert:
-    """As the runner builds it: one attempt per call (retry_deadline=0)."""
+    """As the runner builds it: one attempt per call (retry_deadline=0), with a session of
+    its own (keep-alive, and the deadline reaches the socket while headers arrive)."""
     kwargs.setdefault("retry_deadline", 0)
-    return Alert(KEY, api=api, url=server.url, **kwargs)
+    client = Alert(KEY, api=api, url=server.url, **kwargs)
+    if "session" not in kwargs:
+        assert client.session is not None  # made now, and closed with the Alert
+    return client
+
+
+def test_without_a_session_each_call_is_one_requests_post_of_its_own():
+    """No session passed or asked for: the original package's transport, requests.post, a
+    connection per call; the answer is read and the body cut at the deadline all the same."""
+    with RawServer(answering(reply("202 Accepted", OK_V2))) as server:
+        client = Alert(KEY, api="v2", url=server.url, retry_deadline=0)
+        assert client.trigger("x") == json.loads(OK_V2)
+        assert client.resolve() == json.loads(OK_V2)
+        assert server.connections == 2 and len(server.requests) == 2
+        assert client._session is None
+    with RawServer(trickling("body")) as server:
+        client = Alert(KEY, api="v2", url=server.url, retry_deadline=0, timeout=TIMEOUT)
+        exc, elapsed = timed(lambda: client.trigger("disk full"))
+        assert server.finished == 0
+    assert elapsed < TIMEOUT + MARGIN and "timeout" in str(exc)
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pagerduty_api import Alert
+from pagerduty_api.base import deadline_session
 from watchdog import logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.config.reload import keep_running, restart_changes
@@ -56,8 +57,10 @@ def make_alert(config: Config, dry_run: bool) -> Alert | LoggingAlert:
     if dry_run:
         return LoggingAlert()
     pd = config.pagerduty
-    # retry_deadline=0: the sender owns retrying, durably, for as long as it takes.
-    return Alert(pd.routing_key, api=pd.api, url=pd.url, source=pd.source, retry_deadline=0)
+    # retry_deadline=0: the sender owns retrying, durably, for as long as it takes. A session
+    # of its own: keep-alive, and the whole deadline (without one, each call is a requests.post).
+    return Alert(pd.routing_key, api=pd.api, url=pd.url, source=pd.source, retry_deadline=0,
+                 session=deadline_session())
 
 
 def delivery_target(config: Config, dry_run: bool) -> str:
