@@ -276,3 +276,18 @@ def test_validate_and_check_on_the_command_line(server, tmp_path):
     assert checked.returncode == 1
     assert f"{config}:6" in checked.stderr and "dns.type: must be one of A, AAAA" in \
         checked.stderr, checked.stderr
+
+
+def test_a_config_without_dns_checks_does_not_import_dnspython(tmp_path):
+    """dnspython costs ~90 ms to import: validate and start-up pay it only with a dns check."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "w.yaml"
+    config.write_text("checks:\n  - {name: a, command: 'true'}\n")
+    code = ("import sys; from watchdog.config import load; load(sys.argv[1], environ={}); "
+            "print(sorted(m for m in sys.modules if m == 'dns' or m.startswith('dns.')))")
+    done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

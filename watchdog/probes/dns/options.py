@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import dns.name
-import dns.rcode
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from watchdog.config.fields import DOC_DEFAULT, Says, Section, one_or_many, problem
 from watchdog.probes.base import validate
 from watchdog.probes.dns import records
-from watchdog.probes.dns.probe import DnsProbe
+
+if TYPE_CHECKING:
+    from watchdog.probes.dns.probe import DnsProbe
 
 NAME = "dns"
 RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
@@ -31,6 +31,8 @@ def _upper(value: Any) -> Any:
 def _name(value: str) -> str:
     if records.is_ip(value):
         return value  # a PTR's address (the rules refuse it for other types)
+    import dns.name  # on first use (see records.py)
+
     try:
         dns.name.from_text(value)
     except dns.name.EmptyLabel:
@@ -152,7 +154,11 @@ KEYS = frozenset(Options.model_fields)
 
 def build(options: Options, base_dir: str) -> DnsProbe:
     """The probe, from validated options: the question, server and expected records
-    parsed once."""
+    parsed once (dnspython is imported here, by the first dns check)."""
+    import dns.rcode
+
+    from watchdog.probes.dns.probe import DnsProbe
+
     spec = options.dns
     rcodes = frozenset(dns.rcode.from_text(code) for code in spec.rcode)
     expect = regex = None

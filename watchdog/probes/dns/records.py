@@ -12,13 +12,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.reversename
+if TYPE_CHECKING:  # dnspython is imported on first use: validate and start-up without a
+    import dns.name  # dns check do not pay its ~90 ms import
 
 TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "SOA", "PTR")
 DEFAULT_PORT = 53
@@ -31,6 +28,9 @@ Server = tuple[str, int]
 def query_name(name: str, rdtype: str) -> dns.name.Name:
     """The name to ask for: for PTR an IP address becomes its reverse name
     (192.0.2.1 -> 1.2.0.192.in-addr.arpa.); a relative name is taken as absolute."""
+    import dns.name
+    import dns.reversename
+
     if rdtype == "PTR" and is_ip(name):
         return dns.reversename.from_address(name)
     return dns.name.from_text(name)
@@ -50,6 +50,11 @@ def expected(rdtype: str, value: str) -> Any:
     absolute), then written back as `comparable` writes an answer."""
     if rdtype == "TXT":
         return value
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     try:
         rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), value,
                                     origin=dns.name.root, relativize=False)
