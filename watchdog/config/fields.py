@@ -210,6 +210,15 @@ def says_of(metadata: Iterable[Any]) -> Says | None:
     return None
 
 
+def regex_text(pattern: str) -> str:
+    """A validator: the pattern, if it compiles as a Python regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise problem(f"invalid regular expression: {exc}; quote it in YAML") from None
+    return pattern
+
+
 def problem(message: str) -> PydanticCustomError:
     """One of our messages, to raise from a validator; given no context, pydantic keeps
     its braces as they are (`${VAR}`, `{runbook: ...}`)."""

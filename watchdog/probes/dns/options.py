@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
-from watchdog.config.fields import DOC_DEFAULT, Says, Section, one_or_many, problem
+from watchdog.config.fields import DOC_DEFAULT, Says, Section, one_or_many, problem, regex_text
 from watchdog.probes.base import validate
 from watchdog.probes.dns import records
 
@@ -50,14 +50,6 @@ def _server(value: str) -> str:
     return value
 
 
-def _regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise problem(f"invalid regular expression: {exc}; quote it in YAML") from None
-    return pattern
-
-
 Rcode = Annotated[
     Literal[RCODES], BeforeValidator(_upper),
     Says("must be a response code: " + ", ".join(RCODES) + ", or a list of them"),
@@ -72,7 +64,7 @@ class Match(Section):
     """Every answer of the queried type must match this regular expression."""
 
     regex: Annotated[
-        str, StringConstraints(min_length=1), AfterValidator(_regex),
+        str, StringConstraints(min_length=1), AfterValidator(regex_text),
         Says("must be a non-empty regular expression string",
              missing="required: the regular expression every answer must match"),
     ] = Field(description="a regular expression searched in each answer's text")

@@ -13,7 +13,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import AfterValidator, Field, StringConstraints
 
-from watchdog.config.fields import Says, Section, problem
+from watchdog.config.fields import Says, Section, problem, regex_text
 
 _SHOWN = 80  # characters of a value shown in a summary
 
@@ -26,14 +26,6 @@ def _expression(text: str) -> str:
         said = said.removeprefix("Invalid jmespath expression: ")
         raise problem(f"invalid JMESPath expression: {said}") from None
     return text
-
-
-def _regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise problem(f"invalid regular expression: {exc}; quote it in YAML") from None
-    return pattern
 
 
 class JsonAssertion(Section):
@@ -49,7 +41,7 @@ class JsonAssertion(Section):
     equals: Any = Field(None, description="the value it must have (YAML value compared as "
                         "JSON: 1 equals 1.0, true is not 1)")
     regex: Annotated[
-        str, StringConstraints(min_length=1), AfterValidator(_regex),
+        str, StringConstraints(min_length=1), AfterValidator(regex_text),
         Says("must be a non-empty regular expression string"),
     ] | None = Field(None, description="a regular expression the value must match (a "
                      "non-string value is matched as its JSON text)")

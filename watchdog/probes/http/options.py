@@ -22,6 +22,7 @@ from watchdog.config.fields import (
     ShortDuration,
     one_or_many,
     problem,
+    regex_text,
 )
 from watchdog.probes.base import validate
 from watchdog.probes.http.jsonbody import JsonAssertions, JsonCheck
@@ -69,14 +70,6 @@ def _latin1(text: str) -> str:
     except UnicodeEncodeError:
         raise problem("must be Latin-1 text (percent-encode other characters)") from None
     return text
-
-
-def _regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise problem(f"invalid regular expression: {exc}; quote it in YAML") from None
-    return pattern
 
 
 def _json_value(value: Any) -> Any:
@@ -145,7 +138,7 @@ class Request(Section):
         ScalarText, StringConstraints(min_length=1), Says("must be a non-empty string"),
     ] | None = Field(None, description="text the body must contain")
     body_regex: Annotated[
-        str, StringConstraints(min_length=1), AfterValidator(_regex),
+        str, StringConstraints(min_length=1), AfterValidator(regex_text),
         Says("must be a non-empty regular expression string"),
     ] | None = Field(None, description="a regular expression the body must match")
     body_json: JsonAssertions | None = Field(
