@@ -35,3 +35,28 @@ def test_non_finite_and_unknown_styles():
     assert fmt_seconds(math.inf) == "infs"
     with pytest.raises(ValueError, match="unknown duration style 'fuzzy'"):
         format_duration(1, "fuzzy")
+
+
+def test_points_in_time_are_written_and_read_one_way(monkeypatch):
+    import datetime as dt
+    import time
+    from zoneinfo import ZoneInfo
+
+    from watchdog.durations import format_time, parse_instant
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        epoch = dt.datetime(2026, 12, 1, 23, 40, 5, tzinfo=dt.timezone.utc).timestamp()
+        assert format_time(epoch) == "2026-12-01 23:40 UTC"
+        assert format_time(epoch, seconds=True) == "2026-12-01 23:40:05 UTC"
+        assert format_time(epoch, seconds=True, zone=False) == "2026-12-01 23:40:05"
+        assert parse_instant("2026-12-01T23:40:05Z") == epoch
+        assert parse_instant("2026-12-02T00:40:05+01:00") == epoch
+        assert parse_instant("2026-12-01T23:40:05") == epoch  # the host's zone (UTC here)
+        berlin = ZoneInfo("Europe/Berlin")
+        assert parse_instant("2026-12-02T00:40:05", berlin) == epoch
+        assert parse_instant("tomorrow") is None
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -1,4 +1,5 @@
-"""Durations as people write them in YAML ("30s", "1m30s", "500ms", 15) -> float seconds.
+"""Durations as people write them in YAML ("30s", "1m30s", "500ms", 15) -> float seconds,
+and points in time as status, logs and summaries write them.
 
 Kept apart from the config loader so probes and the CLI can parse and print durations
 the same way without importing YAML.
@@ -6,6 +7,7 @@ the same way without importing YAML.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 
@@ -116,3 +118,23 @@ def _type_name(value: object) -> str:
     if isinstance(value, bool):
         return "true/false"
     return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+
+
+def format_time(epoch: float, *, seconds: bool = False, zone: bool = True) -> str:
+    """A point in time in the host's zone, as pd-watchdog writes it everywhere:
+    "2026-12-01 23:40 UTC" (seconds=True: "23:40:05"; zone=False: without the zone)."""
+    local = dt.datetime.fromtimestamp(epoch).astimezone()
+    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return f"{text} {local.strftime('%Z')}" if zone else text
+
+
+def parse_instant(text: str, zone: dt.tzinfo | None = None) -> float | None:
+    """Epoch seconds of an ISO 8601 time ("2026-12-24T22:00", "...+01:00", "...Z"), one
+    without an offset being in `zone` (None: the host's); None when it is not one."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.astimezone() if zone is None else moment.replace(tzinfo=zone)
+    return moment.timestamp()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from cronsim import CronSim
 
+from watchdog.durations import format_time
 from watchdog.model import CheckState, Hold
 
 _TICK = timedelta(microseconds=1)
@@ -170,8 +171,7 @@ def describe(hold: Hold) -> str:
     """"maintenance nightly until 2026-12-06 04:00 CET": how status and logs say a hold."""
     if hold.until is None:
         return hold.reason
-    local = datetime.fromtimestamp(hold.until).astimezone()
-    return f"{hold.reason} until {local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+    return f"{hold.reason} until {format_time(hold.until, seconds=True)}"
 
 
 def passing(state: CheckState | None) -> bool:

@@ -9,7 +9,6 @@ a restart, and ends by itself at `until`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import json
 import os
@@ -19,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from watchdog.durations import format_duration, parse_duration
+from watchdog.durations import format_duration, format_time, parse_duration, parse_instant
 from watchdog.holds import Silence, matches, unmatched
 
 MAX_FOR = 7 * 86400.0
@@ -69,12 +68,10 @@ def ends_at(duration: str | None, until: str | None, now: float) -> float:
                              "is forgotten; give --until TIME if you mean it")
         return now + seconds
     assert until is not None
-    try:
-        moment = dt.datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
-    except ValueError:
+    end = parse_instant(until)
+    if end is None:
         raise ValueError(f"--until {until!r} is not an ISO 8601 time — e.g. "
-                         "2026-12-24T08:00 or 2026-12-24T08:00:00+01:00") from None
-    end = (moment.astimezone() if moment.tzinfo is None else moment).timestamp()
+                         "2026-12-24T08:00 or 2026-12-24T08:00:00+01:00")
     if end <= now:
         raise ValueError(f"--until {until} is in the past")
     return end
@@ -127,16 +124,12 @@ def render(rows: list[dict[str, Any]], now: float) -> str:
     lines = []
     for row in rows:
         left = row["until"] - now
-        when = _local(row["until"])
+        when = format_time(row["until"])
         state = (f"ends {when} (in {format_duration(left, 'age')})" if row["active"]
                  else f"ended {when}")
         lines.append(f"{row['id']}  {' '.join(row['patterns'])}  {state}  "
                      f"{len(row['checks'])} checks  by {row['created_by']}: {row['reason']}")
     return "\n".join(lines)
-
-
-def _local(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 # --------------------------------------------------------------------------- commands
@@ -164,8 +157,9 @@ def cmd_silence(args: argparse.Namespace) -> int:
         store.add_silence(silence)
         matched = describe(silence, names, now)["checks"]
         print(silence.id)
-        print(f"silenced {len(matched)} checks until {_local(until)}: {', '.join(matched[:10])}"
-              + (" ..." if len(matched) > 10 else ""), file=sys.stderr)
+        shown = ", ".join(matched[:10]) + (" ..." if len(matched) > 10 else "")
+        print(f"silenced {len(matched)} checks until {format_time(until)}: {shown}",
+              file=sys.stderr)
         return 0
     finally:
         store.close()

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from watchdog import runtime, status_holds
-from watchdog.durations import format_duration
+from watchdog.durations import format_duration, format_time
 from watchdog.holds import Window
 from watchdog.logs import mask, mask_data
 from watchdog.model import Check, CheckState, Policy
@@ -244,7 +244,7 @@ def _degraded_lines(runner: dict[str, Any]) -> list[str]:
 
 
 def _clock(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    return format_time(stamp, seconds=True, zone=False)
 
 
 def age(seconds: float | None) -> str:

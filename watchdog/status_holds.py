@@ -8,10 +8,10 @@ and with none.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from watchdog.durations import format_time
 from watchdog.holds import Holds, Silence, Window, describe, passing
 from watchdog.model import Check, CheckState
 
@@ -54,16 +54,12 @@ def lines(data: dict[str, Any]) -> list[str]:
         out.append("held back (triggers wait; resolves still go out):")
         out += [f"  {row['name']}: held: {row['held'][0]}" for row in held]
     for window in data.get("maintenance", ()):
-        when = (f"open until {_clock(window['open_until'])}" if window["open_until"]
-                else f"next {_clock(window['next_start'])}" if window["next_start"]
+        when = (f"open until {format_time(window['open_until'])}" if window["open_until"]
+                else f"next {format_time(window['next_start'])}" if window["next_start"]
                 else "over")
         out.append(f"maintenance {window['name']} ({' '.join(window['checks'])}): {when}")
     for silence in data.get("silences", ()):
         out.append(f"silence {silence['id']} ({' '.join(silence['patterns'])}) until "
-                   f"{_clock(silence['until'])} by {silence['created_by']}: "
+                   f"{format_time(silence['until'])} by {silence['created_by']}: "
                    f"{silence['reason']}")
     return out + [""] if out else []
-
-
-def _clock(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(stamp))

@@ -137,21 +137,10 @@ def _zone(value: str) -> str:
 
 
 def _instant(value: Any) -> str:
-    if not isinstance(value, str) or _parse_instant(value, dt.timezone.utc) is None:
+    if not isinstance(value, str) or durations.parse_instant(value, dt.timezone.utc) is None:
         raise problem(f"must be an ISO 8601 date and time, e.g. \"2026-12-24T22:00\" or "
                       f"\"2026-12-24T22:00:00+01:00\", not {value!r}")
     return value
-
-
-def _parse_instant(text: str, zone: dt.tzinfo) -> float | None:
-    """Epoch seconds of an ISO 8601 time; one without an offset is in `zone`."""
-    try:
-        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.timestamp()
 
 
 Glob = Annotated[str, StringConstraints(min_length=1, pattern=NO_CONTROL),
@@ -205,8 +194,8 @@ class MaintenanceWindow(Section):
                        "window")
         elif {"start", "end"} <= has and isinstance(data["start"], str) and \
                 isinstance(data["end"], str):
-            begin = _parse_instant(data["start"], dt.timezone.utc)
-            finish = _parse_instant(data["end"], dt.timezone.utc)
+            begin = durations.parse_instant(data["start"], dt.timezone.utc)
+            finish = durations.parse_instant(data["end"], dt.timezone.utc)
             if begin is not None and finish is not None and finish <= begin:
                 yield ("end",), "must be after start"
 
@@ -240,8 +229,8 @@ def windows(settings: Sequence[MaintenanceWindow] | None, origins: Sequence[str]
     out = []
     for index, window in enumerate(settings or ()):
         zone = zoneinfo.ZoneInfo(window.timezone) if window.timezone else host_zone(environ)
-        start = _parse_instant(window.start, zone) if window.start else None
-        end = _parse_instant(window.end, zone) if window.end else None
+        start = durations.parse_instant(window.start, zone) if window.start else None
+        end = durations.parse_instant(window.end, zone) if window.end else None
         if start is not None and end is None:
             end = start + (window.duration or 0.0)
         out.append(Window(

@@ -8,11 +8,10 @@ first deadline: first seen + expect_every + grace.
 from __future__ import annotations
 
 import signal
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.durations import format_duration
+from watchdog.durations import format_duration, format_time
 from watchdog.model import ProbeResult
 from watchdog.reports import Record
 
@@ -113,4 +112,4 @@ def _signal_name(number: int) -> str:
 
 
 def _clock(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+    return format_time(epoch, zone=False)
