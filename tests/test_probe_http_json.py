@@ -163,3 +163,21 @@ checks:
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran
     [row] = [line for line in ran.stdout.splitlines() if line.startswith("health ")]
     assert row.endswith('body_json status: expected "UP", got "DOWN"')
+
+
+def test_only_a_config_with_body_json_imports_jmespath(tmp_path):
+    """jmespath is imported by the first body_json assertion, not by every validate."""
+    import subprocess
+    import sys
+
+    plain, asserting = tmp_path / "plain.yaml", tmp_path / "json.yaml"
+    plain.write_text("checks:\n  - {name: a, http: {url: 'http://127.0.0.1:9/'}}\n")
+    asserting.write_text("checks:\n  - name: a\n    http:\n      url: http://127.0.0.1:9/\n"
+                         "      body_json: [{path: status, equals: UP}]\n")
+    code = ("import sys; from watchdog.config import load; load(sys.argv[1], environ={}); "
+            "print('jmespath' in sys.modules)")
+    for config, imported in ((plain, "False"), (asserting, "True")):
+        done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == imported, config

@@ -317,3 +317,21 @@ def test_the_kind_needs_no_path_on_disk(tmp_path):
                       process.ProcessProbe)
     assert process.parse({"process": {"pidfile": "run/x.pid"}}, str(tmp_path)).pidfile == \
         str(Path(tmp_path) / "run" / "x.pid")
+
+
+def test_loading_process_checks_leaves_psutil_to_the_first_run(tmp_path):
+    """psutil costs ~20 ms to import: validate and start-up do not pay it, even with
+    process checks; their first run imports it (and works)."""
+    config = tmp_path / "w.yaml"
+    config.write_text("checks:\n  - {name: a, command: 'true'}\n"
+                      f"  - {{name: b, process: {{name: pdw-none-{uuid.uuid4().hex[:6]}}}}}\n")
+    code = ("import sys; from watchdog.config import load; from watchdog.probes.base import "
+            "run_once; config = load(sys.argv[1], environ={}); print('psutil' in sys.modules); "
+            "result = run_once(config.checks[1].probe, 5); print('psutil' in sys.modules, "
+            "result.ok, result.summary)")
+    done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.splitlines()
+    assert before == "False"
+    assert after.startswith("True False ") and "is not running" in after, after

@@ -9,8 +9,6 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import AfterValidator, Field, StringConstraints
 
 from watchdog.config.fields import Says, Section, problem, regex_text
@@ -19,6 +17,9 @@ _SHOWN = 80  # characters of a value shown in a summary
 
 
 def _expression(text: str) -> str:
+    import jmespath  # on first use (~5 ms): configs without body_json never import it
+    from jmespath.exceptions import JMESPathError
+
     try:
         jmespath.compile(text)
     except JMESPathError as exc:  # its text ends with the expression and a caret line
@@ -67,6 +68,8 @@ class JsonCheck:
     __slots__ = ("path", "expression", "equals", "regex")
 
     def __init__(self, path: str, equals: Any = None, regex: str | None = None):
+        import jmespath
+
         self.path = path
         self.expression = jmespath.compile(path)
         self.equals = equals
@@ -81,6 +84,8 @@ def failed_assertion(checks: tuple[JsonCheck, ...], body: bytes, truncated: bool
                      details: dict[str, Any]) -> str | None:
     """The first assertion that does not hold, in words (and in details["body_json"]);
     None when all do."""
+    from jmespath.exceptions import JMESPathError  # imported by the checks' compile
+
     if truncated:
         return "body is longer than 1 MiB: cannot read it as JSON"
     try:

@@ -8,9 +8,10 @@ import os
 import pwd
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import psutil
+if TYPE_CHECKING:
+    import psutil  # imported by the first run (~20 ms): validate and start-up skip it
 
 from watchdog.durations import format_duration
 from watchdog.model import ProbeResult
@@ -150,6 +151,8 @@ class ProcessProbe:
     def _scan(self, uid: int | None, deadline: float) -> list[_Seen]:
         """The matching processes, in one pass over the process table (this one left out,
         as pgrep leaves itself out)."""
+        import psutil
+
         own = os.getpid()
         found = []
         attrs = _ATTRS + ["cmdline"] * (self.cmdline is not None) + ["uids"] * (uid is not None)
@@ -194,6 +197,8 @@ class ProcessProbe:
             raise _Missing(f"pidfile {path} holds no pid: {text[:20].decode('utf-8', 'replace')!r}")
         pid = int(words[0])
         where = f"pid {pid} from {path}"
+        import psutil
+
         try:
             proc = psutil.Process(pid)
             info = proc.as_dict(_ATTRS_PIDFILE, ad_value=None)
@@ -254,6 +259,8 @@ class ProcessProbe:
 
 def _measure(proc: psutil.Process, info: dict[str, Any]) -> _Seen | None:
     """The process's memory and CPU times; None when it exited meanwhile."""
+    import psutil
+
     zombie = info.get("status") == psutil.STATUS_ZOMBIE
     rss = cpu = None
     if not zombie:
@@ -273,6 +280,8 @@ def _measure(proc: psutil.Process, info: dict[str, Any]) -> _Seen | None:
 def _argv(proc: psutil.Process, info: dict[str, Any]) -> list[str]:
     """The process's argv, read once; empty when it cannot be read (a zombie, a kernel
     thread, another user's process under hidepid)."""
+    import psutil
+
     if "cmdline" not in info:
         try:
             info["cmdline"] = proc.cmdline()
