@@ -89,6 +89,12 @@ class EnvAlternative:
         return "EnvAlternative()"
 
 
+# what validate() does before pydantic, per Section: None (nothing), or (rules, null-means-
+# unset keys, nested lists of sections, nested sections); read from here, not from the
+# class, as an attribute of a pydantic model class costs three times a plain one
+_PLANS: dict[type, tuple[Any, tuple[str, ...], tuple, tuple] | None] = {}
+
+
 class Section(BaseModel):
     """Base of every config model: strict types, unknown keys refused, immutable.
 
@@ -124,6 +130,9 @@ class Section(BaseModel):
         cls._has_rules = cls.rules.__func__ is not Section.rules.__func__
         cls._plain = not (cls._has_rules or cls._null_unset or cls._nested
                           or cls._nested_lists)
+        _PLANS[cls] = None if cls._plain else (
+            cls.rules if cls._has_rules else None, tuple(cls._null_unset),
+            tuple(cls._nested_lists.items()), tuple(cls._nested.items()))
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
@@ -152,11 +161,13 @@ def validate(model: Any, data: Any, context: dict[str, Any] | None = None) -> An
     """`data` validated as `model` (a Section, or any type): the value, or a ValidationError
     with every problem, the sections' rules among them. `context` reaches the validators
     (`base_dir`: the folder of the file the data comes from, for paths in it)."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return _adapter(model).validate_python(data, context=context)
+    if model not in _PLANS:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return _adapter(model).validate_python(data, context=context)
+        return model.model_validate(data, context=context)
     prepared, found = _prepare(model, data)
-    try:
-        value = model.model_validate(prepared, context=context)
+    try:  # what model_validate does, without its Python frame (once per section a check)
+        value = model.__pydantic_validator__.validate_python(prepared, context=context)
     except ValidationError as exc:
         if not found:
             raise
@@ -169,16 +180,19 @@ def validate(model: Any, data: Any, context: dict[str, Any] | None = None) -> An
 def _prepare(model: type[BaseModel], data: Any) -> tuple[Any, list[tuple[tuple, Any, Any]]]:
     """`data` with null-means-unset keys dropped, and the rules' problems, for `model` and
     the sections nested in it (copied only where something is dropped)."""
-    if not isinstance(data, dict) or getattr(model, "_plain", True):
+    plan = _PLANS.get(model)
+    if plan is None or not isinstance(data, dict):
         return data, []
+    rules, null_unset, nested_lists, nested = plan
     found: list[tuple[tuple, Any, Any]] = []
-    if model._has_rules:
-        found = [(loc, message, data) for loc, message in model.rules(data)]
-    for key in model._null_unset:
-        if key in data and data[key] is None:
-            data = {k: v for k, v in data.items() if v is not None or k not in model._null_unset}
-            break
-    for key, inner in model._nested_lists.items():
+    if rules is not None:
+        found = [(loc, message, data) for loc, message in rules(data)]
+    if null_unset and None in data.values():
+        for key in null_unset:
+            if data.get(key, 0) is None:
+                data = {k: v for k, v in data.items() if v is not None or k not in null_unset}
+                break
+    for key, inner in nested_lists:
         items = data.get(key)
         if isinstance(items, list):
             prepared_items = []
@@ -188,7 +202,7 @@ def _prepare(model: type[BaseModel], data: Any) -> tuple[Any, list[tuple[tuple, 
                 found += [((key, index, *loc), message, at) for loc, message, at in more]
             if any(p is not i for p, i in zip(prepared_items, items, strict=True)):
                 data = {**data, key: prepared_items}
-    for key, inner in model._nested.items():
+    for key, inner in nested:
         value = data.get(key)
         if isinstance(value, dict):
             prepared, more = _prepare(inner, value)
