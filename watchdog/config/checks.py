@@ -6,17 +6,18 @@ probe kind; the kind's module validates its keys (`Options`) and builds the prob
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from watchdog.config.errors import did_you_mean
-from watchdog.config.fields import validate
+from watchdog.config.fields import Section, validate
 from watchdog.config.holds import dependency_problems
 from watchdog.config.models import CheckFields, CheckSettings, Name
 from watchdog.config.report import SourceFile, line_of
@@ -113,13 +114,18 @@ class CheckReader:
             values[key] = self.values.value(file, value_node, path + (key,))
         kind, kind_ok = self.kind_of(file, node, pairs, path)
         common = {key: value for key, value in values.items() if key in CHECK_KEYS}
-        fields = self.validate(CheckFields, common, file, node, path)
+        module = self.kinds[kind] if kind is not None else None
+        options = {k: values[k] for k in module.KEYS if k in values} if module else {}
+        # the common case in one validation, both parts at once
+        fields, valid = _whole_check(kind, module, common, options, file.folder) \
+            if module is not None and kind_ok else (None, None)
+        if fields is None:  # an error somewhere: part by part, for the messages as they were
+            fields = self.validate(CheckFields, common, file, node, path)
         name = self.claim_name(file, node, path, common.get("name"), fields is not None)
-        if kind is None:
+        if module is None:
             return
-        module = self.kinds[kind]
-        options = {k: values[k] for k in module.KEYS if k in values}
-        valid = self.validate(module.Options, options, file, node, path)
+        if valid is None:
+            valid = self.validate(module.Options, options, file, node, path)
         if valid is None:
             return
         if fields is None or name is None or not kind_ok:
@@ -237,6 +243,26 @@ class CheckReader:
             self.report.error(file, pairs[kind][0], path + (kind,), f"the {kind} probe could "
                               f"not read these options: {type(exc).__name__}: {exc}")
         return None
+
+
+@functools.cache
+def whole_check_model(kind: str, options: type[Section]) -> type[Section]:
+    """A model of a whole check of one kind: CheckFields, and the kind's Options as one
+    more field (`probe_options`), so that one validation gives both parts."""
+    return create_model(f"Whole{kind.capitalize()}Check", __base__=CheckFields,
+                        probe_options=(options, ...))
+
+
+def _whole_check(kind: str, module: Any, common: dict[str, Any], options: dict[str, Any],
+                 base_dir: str) -> tuple[Any, Any]:
+    """(fields, options) of the check validated in one go; (None, None) on any problem,
+    for the caller to validate it part by part (which says each problem where it is)."""
+    model = whole_check_model(kind, module.Options)
+    try:
+        whole = validate(model, {**common, "probe_options": options}, {"base_dir": base_dir})
+    except ValidationError:
+        return None, None
+    return whole, whole.probe_options
 
 
 def _setting(key: str, value: Any) -> Any:
