@@ -247,10 +247,12 @@ class CheckReader:
 
 @functools.cache
 def whole_check_model(kind: str, options: type[Section]) -> type[Section]:
-    """A model of a whole check of one kind: CheckFields, and the kind's Options as one
-    more field (`probe_options`), so that one validation gives both parts."""
-    return create_model(f"Whole{kind.capitalize()}Check", __base__=CheckFields,
-                        probe_options=(options, ...))
+    """A model of a whole check of one kind: its CheckFields (`common`) and its kind's
+    Options (`options`), so that one validation gives both parts. CheckFields is built
+    on its own first, so that each kind's whole-check model reuses its validator schema."""
+    CheckFields.model_rebuild()
+    return create_model(f"Whole{kind.capitalize()}Check", __base__=Section,
+                        common=(CheckFields, ...), options=(options, ...))
 
 
 def _whole_check(kind: str, module: Any, common: dict[str, Any], options: dict[str, Any],
@@ -259,10 +261,10 @@ def _whole_check(kind: str, module: Any, common: dict[str, Any], options: dict[s
     for the caller to validate it part by part (which says each problem where it is)."""
     model = whole_check_model(kind, module.Options)
     try:
-        whole = validate(model, {**common, "probe_options": options}, {"base_dir": base_dir})
+        whole = validate(model, {"common": common, "options": options}, {"base_dir": base_dir})
     except ValidationError:
         return None, None
-    return whole, whole.probe_options
+    return whole.common, whole.options
 
 
 def _setting(key: str, value: Any) -> Any:
