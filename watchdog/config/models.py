@@ -39,6 +39,7 @@ from watchdog.config.fields import (
     problem,
 )
 from watchdog.config.holds import FlappingSettings, Maintenance, RepeatInterval
+from watchdog.config.page import with_page_fields
 from watchdog.model import SEVERITIES
 
 MAX_NAME_CHARS = 200
@@ -269,6 +270,8 @@ class CheckSettings(Section):
         Says("must be a mapping, e.g. {{window: 21, high: 50%, low: 25%}} ({keys})"),
     ] = Field(None, description="flap detection, off unless set: {window, high, low}")
 
+
+CheckSettings = with_page_fields(CheckSettings)  # component, group, class, links, images, runbook
 
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, pattern=NO_CONTROL),
