@@ -166,8 +166,7 @@ class Alert(Resource):
 
         Without incident_key the key is the MD5 hex digest of the description (UTF-8), so the
         same description re-triggers the same incident. The keyword-only extras are Events API
-        v2 payload fields; with api="v1" links and images are sent as v1 `contexts` and the
-        others are ignored.
+        v2 payload fields; with api="v1" only links and images are sent (as v1 `contexts`).
         """
         if not isinstance(description, str) or not description.strip():
             raise InvalidEventException(
@@ -183,8 +182,7 @@ class Alert(Resource):
                 "incident_key": key,
                 "description": summary,
                 "details": details,
-                "client": client,
-                "client_url": client_url,
+                "client": client, "client_url": client_url,
                 "contexts": _v1_contexts(links, images),
             }
         else:
