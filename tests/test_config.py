@@ -557,7 +557,7 @@ def test_pagerduty_field_errors(cfg):
         "w.yaml:4: pagerduty.api: must be v2 or v1, not 'v3'",
         "w.yaml:5: pagerduty.url: must be an http(s) base URL, not 'ftp://x'",
         "w.yaml:6: pagerduty.source: must be a non-empty string of at most 255 characters "
-        "without control characters (default: the hostname)",
+        "without control characters (default: this host's FQDN)",
     ]
 
 

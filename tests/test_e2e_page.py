@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_a_failing_check_pages_with_everything_on_call_needs(tmp_path, pd):
         dog.wait_started()
         pd.wait_for(lambda: pd.events, timeout=15)
     body = pd.events[0]["body"]
-    print(json.dumps(body, indent=2))  # docs/service.md "What a page carries" shows one
+    print(json.dumps(body, indent=2))  # docs/configuration.md "What a page carries" shows one
     payload = body["payload"]
     assert body["dedup_key"] == "pd-watchdog/e2e-host.example.com/disk-root"
     assert payload["summary"] == "disk-root: DISK CRITICAL - / is 97% full"
@@ -92,6 +93,29 @@ def test_a_failing_check_pages_with_everything_on_call_needs(tmp_path, pd):
     assert (details["interval"], details["fail_after"]) == ("100ms", 2)
     assert [r["ok"] for r in details["recent_results"]] == [False, False]
     assert details["recent_results"][0]["summary"] == "DISK CRITICAL - / is 97% full"
+
+
+def test_failing_since_and_the_count_survive_a_restart(tmp_path, pd):
+    import datetime as dt
+
+    config = write_config(tmp_path, pd.url)
+    config.write_text(config.read_text().replace("fail_after: 2", "fail_after: 15"))
+    dog = Watchdog(config, env=ENV)
+    try:
+        dog.start()
+        dog.wait_log("failing 8/15", timeout=20)
+        dog.stop()
+        restarted = time.time()
+        dog.start()
+        dog.wait_started()
+        pd.wait_for(lambda: pd.events, timeout=20)
+    finally:
+        dog.stop()
+    details = pd.events[0]["body"]["payload"]["custom_details"]
+    since = dt.datetime.fromisoformat(details["failing_since"].replace("Z", "+00:00"))
+    assert since.timestamp() < int(restarted)  # from the first run, kept in the state file
+    assert details["failing_results"] == 15
+    assert details["recent_results"][-1]["summary"] == "DISK CRITICAL - / is 97% full"
 
 
 def test_a_v1_page_carries_links_and_images_as_contexts(tmp_path, pd):
@@ -139,7 +163,7 @@ def test_test_page_refused_with_400_exits_1_with_the_errors(tmp_path, pd):
     pd.fail_next(1, 400)
     done = send_test_page(write_config(tmp_path, pd.url), "--yes", "--resolve-after", "0")
     assert done.returncode == 1
-    assert "trigger: refused: HTTP 400: " in done.stdout
+    assert "trigger: refused (HTTP 400): PagerDuty does not take this event" in done.stdout
     assert "  error: Injected failure (fail_next)" in done.stdout
     assert pd.events == [] and len(pd.requests) == 1  # no resolve after a refused trigger
 

@@ -175,8 +175,8 @@ def _confirm(question: str) -> bool:
     sys.stdout.write(question)
     sys.stdout.flush()
     answer = sys.stdin.readline()
-    if not answer.endswith("\n"):
-        sys.stdout.write("\n")
+    if not sys.stdin.isatty():  # a terminal echoed the answer; a pipe did not
+        sys.stdout.write(answer if answer.endswith("\n") else answer + "\n")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -189,8 +189,9 @@ def _send(alert: Alert, event: Event, statuses: list[int], say: Any, api: str) -
     try:
         answer = send_event(alert, event)
     except InvalidEventException as exc:
-        say(f"{event.action}: refused: {_status(statuses, before, exc)}{exc}")
-        for error in exc.errors:
+        where = _status(statuses, before, exc).rstrip(": ") or "before sending"
+        say(f"{event.action}: refused ({where}): PagerDuty does not take this event")
+        for error in exc.errors or [str(exc)]:
             say(f"  error: {error}")
         hint = key_hint(alert, exc, api)
         if hint:

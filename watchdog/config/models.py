@@ -105,9 +105,10 @@ class PagerDuty(Section):
     source: Annotated[
         str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL),
         Says("must be a non-empty string of at most 255 characters without control "
-             "characters (default: the hostname)"),
-    ] = Field(None, description="shown on incidents; part of the default incident keys",
-              json_schema_extra={DOC_DEFAULT: "this machine's hostname"})
+             "characters (default: this host's FQDN)"),
+    ] = Field(None, description="shown on incidents; when set, part of the default incident "
+              "keys (else the hostname is)",
+              json_schema_extra={DOC_DEFAULT: "this machine's FQDN, else its hostname"})
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
