@@ -76,6 +76,15 @@ def _v2_payload(
     })
 
 
+def _v1_contexts(
+    links: list[dict[str, str]] | None, images: list[dict[str, str]] | None
+) -> list[dict[str, str]] | None:
+    """Links and images as the Generic API (v1) carries them: typed `contexts`."""
+    contexts = [{"type": "link", **link} for link in links or ()]
+    contexts += [{"type": "image", **image} for image in images or ()]
+    return contexts or None
+
+
 class Alert(Resource):
     """An interface for interacting with PagerDuty alerts.
 
@@ -157,7 +166,7 @@ class Alert(Resource):
 
         Without incident_key the key is the MD5 hex digest of the description (UTF-8), so the
         same description re-triggers the same incident. The keyword-only extras are Events API
-        v2 payload fields; with api="v1" they are ignored.
+        v2 payload fields; with api="v1" only links and images are sent (as v1 `contexts`).
         """
         if not isinstance(description, str) or not description.strip():
             raise InvalidEventException(
@@ -173,8 +182,8 @@ class Alert(Resource):
                 "incident_key": key,
                 "description": summary,
                 "details": details,
-                "client": client,
-                "client_url": client_url,
+                "client": client, "client_url": client_url,
+                "contexts": _v1_contexts(links, images),
             }
         else:
             payload = _v2_payload(

@@ -231,6 +231,13 @@ class FakePagerDuty:
         with self._lock:
             self._valid_keys = set(keys) if keys is not None else None
 
+    def set_key_types(self, types: dict[str, str] | None) -> None:
+        """Tie keys to an integration type, "v1" (Generic API) or "v2" (Events API v2): a key
+        sent to the other API is refused as PagerDuty refuses it (400, "Invalid routing key"
+        on v2, "Invalid service key" on v1). Keys not named are taken as before."""
+        with self._lock:
+            self._key_types = dict(types or {})
+
     def set_rate_limit(self, calls: int | None, window: float = 60.0) -> None:
         """Throttle as PagerDuty does: beyond `calls` calls per routing key in the last
         `window` seconds, answer 429 (v1: 403) and drop the event. None: no limit.
@@ -256,6 +263,7 @@ class FakePagerDuty:
             self._mode_retry_after: float | None = None
             self._failures: list[tuple[int, float | None]] = []
             self._valid_keys: set[str] | None = None
+            self._key_types: dict[str, str] = {}
             self._incidents: list[dict[str, Any]] = []
             self._open: dict[str, dict[str, Any]] = {}
             self._events: list[dict[str, Any]] = []
@@ -438,6 +446,9 @@ class FakePagerDuty:
             return [f"'{field}' must be {KEY_LENGTH} characters"]
         if self._valid_keys is not None and key not in self._valid_keys:
             return [f"Invalid {field.replace('_', ' ')}"]
+        api = "v2" if field == "routing_key" else "v1"
+        if self._key_types.get(key, api) != api:
+            return [f"Invalid {field.replace('_', ' ')}"]
         return []
 
     def _validate_v2(self, body: Any) -> list[str]:
@@ -476,6 +487,9 @@ class FakePagerDuty:
                     errors.append(
                         "'payload.severity' must be one of critical, error, warning, info"
                     )
+                errors += _payload_field_errors(payload)
+            errors += _context_errors(body, "links", "href")
+            errors += _context_errors(body, "images", "src")
         return errors
 
     def _validate_change(self, body: Any) -> list[str]:
@@ -546,6 +560,28 @@ class FakePagerDuty:
         if api == "v2":
             return 202, {"status": "success", "message": "Event processed", "dedup_key": key}
         return 200, {"status": "success", "message": "Event processed", "incident_key": key}
+
+
+def _payload_field_errors(payload: dict[str, Any]) -> list[str]:
+    """As PagerDuty: component, group and class are strings, custom_details an object."""
+    errors = [f"'payload.{name}' must be a string" for name in ("component", "group", "class")
+              if name in payload and not isinstance(payload[name], str)]
+    details = payload.get("custom_details")
+    if details is not None and not isinstance(details, dict):
+        errors.append("'payload.custom_details' must be an object")
+    return errors
+
+
+def _context_errors(body: dict[str, Any], field: str, required: str) -> list[str]:
+    """Links need an href, images a src (PagerDuty refuses the event otherwise)."""
+    items = body.get(field)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(
+            isinstance(item, dict) and isinstance(item.get(required), str) and item[required]
+            for item in items):
+        return [f"'{field}' must be a list of objects with a '{required}'"]
+    return []
 
 
 def _seconds(value: float) -> str:

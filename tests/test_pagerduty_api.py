@@ -278,6 +278,25 @@ def test_v2_trigger_with_every_extra(pd):
     }
 
 
+def test_v1_trigger_sends_links_and_images_as_contexts(pd):
+    pd.add(responses.POST, V1_URL, json=v1_ok("disk"))
+    Alert(service_key=KEY).trigger(
+        "Disk 91% full", incident_key="disk", component="postgres",
+        links=[{"href": "http://grafana.local/d/1", "text": "Dashboard"}],
+        images=[{"src": "https://grafana.local/p.png", "alt": "graph"}],
+    )
+    assert sent(pd) == {
+        "service_key": KEY,
+        "event_type": "trigger",
+        "incident_key": "disk",
+        "description": "Disk 91% full",
+        "contexts": [
+            {"type": "link", "href": "http://grafana.local/d/1", "text": "Dashboard"},
+            {"type": "image", "src": "https://grafana.local/p.png", "alt": "graph"},
+        ],
+    }
+
+
 def test_v2_minimal_trigger_uses_constructor_defaults(pd):
     pd.add(responses.POST, V2_URL, json=v2_ok(), status=202)
     Alert(service_key=KEY, api="v2", source="db-1", severity="info").trigger("No data received")
@@ -322,7 +341,7 @@ def test_v2_bad_severity_is_a_value_error_before_sending(pd, severity):
     assert alert.incident_key is None
 
 
-def test_v1_ignores_v2_extras(pd):
+def test_v1_ignores_v2_only_extras(pd):
     pd.add(responses.POST, V1_URL, json=v1_ok())
     Alert(service_key=KEY).trigger(
         "No data received",
@@ -332,8 +351,6 @@ def test_v1_ignores_v2_extras(pd):
         group="g",
         event_class="k",
         timestamp=object(),
-        links=[{"href": "h"}],
-        images=[{"src": "s"}],
     )
     assert sent(pd) == {
         "service_key": KEY,

@@ -1,4 +1,5 @@
-"""The `pd-watchdog` command: run, validate, check, status, outbox, schema, silence."""
+"""The `pd-watchdog` command: run, validate, check, status, outbox, schema, silence, ping,
+wrap, test-page."""
 
 from __future__ import annotations
 
@@ -81,9 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     from watchdog import silence_cmd
 
     silencing = silence_cmd.add_parsers(sub)
-    from watchdog import ping_cmd
+    from watchdog import ping_cmd, testpage_cmd
 
-    reporting = ping_cmd.add_parsers(sub)
+    reporting = [*ping_cmd.add_parsers(sub), testpage_cmd.add_parser(sub)]
     for command in (run, validate, check, status, outbox, schema, *silencing, *reporting):
         command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
     return parser

@@ -18,10 +18,15 @@ def send_event(alert: Any, event: Event) -> Any:
         return alert.trigger(
             description=event.summary,
             incident_key=event.incident_key,
-            details=event.details,
+            details=_details(alert, event),
             client=CLIENT_NAME,
             severity=event.severity,
             source=event.source,
+            component=event.component or None,
+            group=event.group or None,
+            event_class=event.event_class or None,
+            links=event.links or None,
+            images=event.images or None,
         )
     if event.action == RESOLVE:
         return alert.resolve(
@@ -30,6 +35,16 @@ def send_event(alert: Any, event: Event) -> Any:
     raise InvalidEventException(
         f"unknown event action {event.action!r}", errors=[f"unknown action {event.action!r}"]
     )
+
+
+def _details(alert: Any, event: Event) -> dict[str, Any]:
+    """The details as sent: v1 has no component/group/class fields, so they go in here
+    (its links and images go as contexts: the client does that)."""
+    if getattr(alert, "api", "v2") != "v1":
+        return event.details
+    fields = {"component": event.component, "group": event.group, "class": event.event_class}
+    extra = {key: value for key, value in fields.items() if value and key not in event.details}
+    return {**extra, **event.details} if extra else event.details
 
 
 def describe_error(alert: Any, exc: BaseException, *, invalid: bool) -> str:

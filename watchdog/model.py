@@ -38,6 +38,21 @@ class Probe(Protocol):
 
 
 @dataclass(frozen=True)
+class Page:
+    """What a check's page carries besides its summary and details (Events API v2 fields),
+    placeholders already filled in: see watchdog/config/page.py."""
+
+    component: str = ""
+    group: str = ""
+    event_class: str = ""
+    links: tuple[dict[str, str], ...] = ()
+    images: tuple[dict[str, str], ...] = ()
+
+
+NO_PAGE = Page()
+
+
+@dataclass(frozen=True)
 class Check:
     """One check as the config defines it. `origin` is "file:line" for messages."""
 
@@ -58,6 +73,7 @@ class Check:
     depends_on: tuple[str, ...] = ()
     flapping: Flapping | None = None
     repeat_interval: float = 0.0
+    page: Page = NO_PAGE
 
 
 @dataclass(frozen=True)
@@ -165,10 +181,24 @@ class Event:
     severity: str
     source: str
     details: dict[str, Any] = field(default_factory=dict)
+    # Events API v2 payload fields (watchdog/page.py fills them in); v1 gets what it has.
+    component: str = ""
+    group: str = ""
+    event_class: str = ""
+    links: list[dict[str, str]] = field(default_factory=list)
+    images: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Newer fields only when set: outbox rows stay small and older versions read them.
+        for key in _OPTIONAL_EVENT:
+            if not data[key]:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
         return cls(**data)
+
+
+_OPTIONAL_EVENT = ("component", "group", "event_class", "links", "images")

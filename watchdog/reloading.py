@@ -15,6 +15,7 @@ from watchdog import logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.config.reload import keep_running, restart_changes
 from watchdog.model import CheckState, Event, Policy
+from watchdog.page import enrich
 from watchdog.sender import LoggingAlert
 from watchdog.state import retrigger
 from watchdog.store import StoredCheck
@@ -101,6 +102,7 @@ def resync_delivery(runner: Runner) -> None:
             resend = retrigger_open(runner.states, runner.policies, stored)
             for name, events in resend.items():
                 check = runner.checks[name]
+                events = enrich(events, check, runner.states[name], runner.history)
                 runner.recorder.record(name, check.fingerprint, check.incident_key,
                                        runner.states[name], None, now, events)
         if resend:

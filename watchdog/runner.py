@@ -19,6 +19,7 @@ from watchdog.httpserve import MetricsServer
 from watchdog.metrics import Metrics
 from watchdog.model import Check, CheckState, Event, Policy, ProbeResult
 from watchdog.notify import SystemdNotifier
+from watchdog.page import History, enrich
 from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
 from watchdog.reloading import make_alert, read_reload, resync_delivery
@@ -64,6 +65,7 @@ class Runner:
         self.policies: dict[str, Policy] = {}
         self.states: dict[str, CheckState] = {}
         self.keeper = HoldKeeper()
+        self.history = History()  # the last results and failing-since a page carries
         self.requests = Requests()
         self.stop_requested = self.requests.stop
         self.reload_requested = self.requests.reload
@@ -112,6 +114,8 @@ class Runner:
             name: Known(row.fingerprint, row.incident_key, row.state)
             for name, row in stored.items()
         }
+        for name, row in stored.items():
+            self.history.seed(name, row.last_result, row.last_at, row.failing_since)
         self._started_at = time.time()
         self._apply(self.config, known, since=self._started_at)
         self._resync_delivery()
@@ -297,6 +301,7 @@ class Runner:
                 self.pending.pop(name, None)
                 self.policies.pop(name, None)
                 self.states.pop(name, None)
+                self.history.forget(name)
                 if self.metrics is not None:
                     self.metrics.forget(name)
                 log_removed(name, events)
@@ -336,7 +341,10 @@ class Runner:
             before = self.states[check.name]
             policy = self.policies[check.name]
             asked = self.keeper.ask(check, before, result, policy, self.states, started)
+            self.history.observe(check.name, result, started)
             after, events = step(before, result, policy, asked.inputs)
+            if events:  # what a page carries, recorded with the state (watchdog/page.py)
+                events = enrich(events, current, after, self.history)
             if events or after != before:
                 # A change of state is written at once, with its events, before any is sent.
                 self._unsaved.pop(check.name, None)

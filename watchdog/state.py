@@ -151,6 +151,12 @@ def _details(result: ProbeResult, policy: Policy, dependents: tuple[str, ...]) -
     return details
 
 
+def trigger_of(policy: Policy, result: ProbeResult) -> Event:
+    """The trigger this result would send now, whatever the counts say (`test-page NAME`
+    shows exactly what a page of the check carries)."""
+    return _event(TRIGGER, policy, result, result.severity or policy.severity)
+
+
 def retrigger(state: CheckState, policy: Policy, summary: str, why: str) -> list[Event]:
     """The trigger to send again for an open incident PagerDuty may not know about (events
     went to dry-run, or to a key that was refused). PagerDuty dedups it if it does."""

@@ -20,6 +20,7 @@ from watchdog.config.errors import did_you_mean
 from watchdog.config.fields import Section, validate
 from watchdog.config.holds import dependency_problems
 from watchdog.config.models import CheckFields, CheckSettings, Name
+from watchdog.config.page import PAGE_KEYS, build_page
 from watchdog.config.report import SourceFile, line_of
 from watchdog.config.result import default_incident_key
 from watchdog.config.values import Abort
@@ -28,7 +29,7 @@ from watchdog.flapping import Flapping
 from watchdog.model import Check
 from watchdog.probes.base import OptionError
 
-CHECK_KEYS = tuple(CheckFields.model_fields)
+CHECK_KEYS = tuple(field.alias or name for name, field in CheckFields.model_fields.items())
 BUILTIN_DEFAULTS: dict[str, Any] = {
     key: ({} if key == "details" else field.default)
     for key, field in CheckSettings.model_fields.items()
@@ -53,6 +54,8 @@ class CheckReader:
         self.check_keys = CHECK_KEYS + tuple(k for k in self.key_owner if k not in CHECK_KEYS)
         self.defaults: dict[str, Any] = dict(BUILTIN_DEFAULTS)
         self.source = ""
+        self.key_source = ""  # what default incident keys and fingerprints are made of
+        self.host = ""
         self.checks: list[Check] = []
         self.names: dict[str, str] = {}
         self.incident_keys: dict[str, str] = {}
@@ -132,11 +135,13 @@ class CheckReader:
             self.build_probe(file, node, pairs, path, kind, valid)  # for its errors: all at once
             return
         settings = self.settings_of(fields)
-        incident_key = fields.incident_key or default_incident_key(self.source, name)
-        # fingerprint before build(): a probe may consume what it is given
-        defined = {**settings, "depends_on": fields.depends_on} if fields.depends_on \
-            else settings
-        fingerprint = _fingerprint(name, kind, options, file.folder, self.source,
+        incident_key = fields.incident_key or default_incident_key(self.key_source, name)
+        # fingerprint before build(): a probe may consume what it is given. What the page
+        # shows (links, component...) is no part of it: changing a link restarts no counts.
+        defined = {key: value for key, value in settings.items() if key not in PAGE_KEYS}
+        if fields.depends_on:
+            defined["depends_on"] = fields.depends_on
+        fingerprint = _fingerprint(name, kind, options, file.folder, self.key_source,
                                    incident_key, defined)
         probe = self.build_probe(file, node, pairs, path, kind, valid)
         if probe is None:
@@ -160,6 +165,8 @@ class CheckReader:
         if depends_on:
             self.dependencies[name] = (file, node, path, depends_on)
         flapping = settings["flapping"]
+        page = build_page(settings, {"name": name, "source": self.source, "host": self.host,
+                                     "incident_key": incident_key})
         return Check(
             name=name, kind=kind, probe=probe, interval=settings["interval"],
             timeout=settings["timeout"], fail_after=settings["fail_after"],
@@ -167,7 +174,7 @@ class CheckReader:
             severity=settings["severity"], incident_key=incident_key,
             details=dict(settings["details"]), source=self.source, fingerprint=fingerprint,
             origin=origin, depends_on=depends_on, repeat_interval=settings["repeat_interval"],
-            flapping=Flapping(**flapping) if flapping else None,
+            flapping=Flapping(**flapping) if flapping else None, page=page,
         )
 
     def check_dependencies(self) -> None:

@@ -33,6 +33,7 @@ from watchdog.config.models import (
     Settings,
     wrong_length,
 )
+from watchdog.config.page import host_fqdn
 from watchdog.config.report import Report, SourceFile, TooManyErrors
 from watchdog.config.result import DRY_RUN_WARNING, Config, Heartbeat, PagerDutySettings
 from watchdog.config.values import REF, Abort, Values
@@ -68,13 +69,18 @@ class Loader(CheckReader):
     def build(self) -> Config:
         file, root = self.open(self.main_path, None, None, ())
         settings = Settings(state_dir=self.default_state_dir())
-        pagerduty = PagerDutySettings("", "v2", DEFAULT_PD_URL, self.hostname())
+        self.host = self.key_source = self.hostname()
+        pagerduty = PagerDutySettings("", "v2", DEFAULT_PD_URL, host_fqdn(self.host))
         if file is not None:
             try:
                 sections = self.values.pairs(file, root, ()) if root is not None else {}
                 settings, pagerduty = self.read_settings(file, root, sections, settings,
                                                          pagerduty)
                 self.source = pagerduty.source
+                # Default incident keys keep the hostname (as before the FQDN was the
+                # source) unless a source is set: an upgrade must not re-key every incident.
+                if settings.pagerduty is not None and settings.pagerduty.source is not None:
+                    self.key_source = self.source
                 self.checks_and_includes(file, sections, [os.path.realpath(self.main_path)], 0)
             except Abort:
                 pass

@@ -39,6 +39,7 @@ from watchdog.config.fields import (
     problem,
 )
 from watchdog.config.holds import FlappingSettings, Maintenance, RepeatInterval
+from watchdog.config.page import with_page_fields
 from watchdog.model import SEVERITIES
 
 MAX_NAME_CHARS = 200
@@ -104,9 +105,10 @@ class PagerDuty(Section):
     source: Annotated[
         str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL),
         Says("must be a non-empty string of at most 255 characters without control "
-             "characters (default: the hostname)"),
-    ] = Field(None, description="shown on incidents; part of the default incident keys",
-              json_schema_extra={DOC_DEFAULT: "this machine's hostname"})
+             "characters (default: this host's FQDN)"),
+    ] = Field(None, description="shown on incidents; when set, part of the default incident "
+              "keys (else the hostname is)",
+              json_schema_extra={DOC_DEFAULT: "this machine's FQDN, else its hostname"})
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
@@ -269,6 +271,8 @@ class CheckSettings(Section):
         Says("must be a mapping, e.g. {{window: 21, high: 50%, low: 25%}} ({keys})"),
     ] = Field(None, description="flap detection, off unless set: {window, high, low}")
 
+
+CheckSettings = with_page_fields(CheckSettings)  # component, group, class, links, images, runbook
 
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, pattern=NO_CONTROL),
