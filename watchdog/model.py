@@ -14,6 +14,7 @@ from watchdog.flapping import Flapping
 
 TRIGGER = "trigger"
 RESOLVE = "resolve"
+CHANGE = "change"  # a PagerDuty Change Event (watchdog/changes.py): no incident, no severity
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,9 @@ _STATE_KEYS = ("failures", "passes", "triggered", "severity", *_OPTIONAL_STATE)
 
 @dataclass(frozen=True)
 class Event:
-    """An event for PagerDuty, as plain data; the sender turns it into an Alert call."""
+    """An event for PagerDuty, as plain data; the sender turns it into an Alert call (a
+    CHANGE into a ChangeEvent call: `check` is then its kind, `details` its custom_details,
+    `timestamp` when it happened, `links` its [{href, text}])."""
 
     action: str
     incident_key: str
@@ -165,10 +168,24 @@ class Event:
     severity: str
     source: str
     details: dict[str, Any] = field(default_factory=dict)
+    timestamp: float | None = None
+    links: tuple[dict[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Newer fields only when set: rows stay as they were and older versions read them.
+        for key, unset in _OPTIONAL_EVENT.items():
+            if data[key] == unset:
+                del data[key]
+        if "links" in data:
+            data["links"] = list(data["links"])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
+        if "links" in data:
+            data = {**data, "links": tuple(data["links"])}
         return cls(**data)
+
+
+_OPTIONAL_EVENT: dict[str, Any] = {"timestamp": None, "links": ()}
