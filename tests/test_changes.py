@@ -208,7 +208,8 @@ def test_a_window_is_announced_once_when_it_starts_and_once_when_it_ends(tmp_pat
     assert started.summary.startswith("maintenance db-move started (web, old) until ")
     assert started.timestamp == 1000.0
     assert started.details == {"kind": "maintenance", "window": "db-move", "state": "started",
-                               "start": 1000.0, "end": 2000.0, "patterns": ["w*", "old"],
+                               "start": "1970-01-01T00:16:40+00:00",
+                               "end": "1970-01-01T00:33:20+00:00", "patterns": ["w*", "old"],
                                "checks": ["web", "old"]}
     # a restart inside the window: a new ChangeNotes on the same state announces nothing
     again = notes_on(store, config)
@@ -265,7 +266,8 @@ def test_silences_are_announced_when_they_start_expire_or_are_removed(tmp_path, 
     assert started[0].details == {"kind": "silence", "silence": "s1", "state": "started",
                                   "matchers": ["web"], "checks": ["web"],
                                   "created_by": "alice", "reason": "deploying",
-                                  "created_at": 100.0, "until": 500.0}
+                                  "created_at": "1970-01-01T00:01:40+00:00",
+                                  "until": "1970-01-01T00:08:20+00:00"}
     notes = notes_on(store, config)  # a restart: nothing announced twice
     notes.tick(holds, [two], 500.5)  # s1 expired
     notes.tick(holds, [], 600.0)  # s2 removed (unsilence) long before its end

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from watchdog import logs
@@ -133,10 +135,12 @@ class ChangeNotes:
              timestamp: float | None = None) -> bool:
         """Queue one change event of `kind` if that kind is on; True when it was queued.
 
-        The one way in for every kind; secrets are masked in summary and details here."""
+        The one way in for every kind; secrets are masked in summary and details here, and
+        the event says when it happened (`timestamp`, default now), not when it arrives."""
         if kind not in self.kinds:
             return False
-        event = self._event(kind, summary, details or {}, timestamp)
+        when = time.time() if timestamp is None else timestamp
+        event = self._event(kind, summary, details or {}, when)
         if self.recorder.queue([event]):
             return True
         log.warning("change event not recorded (the state store refuses writes): %s", summary)
@@ -212,7 +216,8 @@ class ChangeNotes:
                 covered = _names(was.get("checks") or [])
                 events.append(self._event(MAINTENANCE, f"maintenance {name} ended ({covered}): "
                                           "held pages of checks still failing go out now",
-                                          {"window": name, "state": "ended", **was}, ended))
+                                          {"window": name, "state": "ended", **_times(was)},
+                                          ended))
         for name, now_open in current.items():
             if name not in open_:
                 open_[name] = now_open
@@ -220,7 +225,7 @@ class ChangeNotes:
                                           f"({_names(now_open['checks'])}) until "
                                           f"{format_time(now_open['end'])}: their triggers are "
                                           "held", {"window": name, "state": "started",
-                                                   **now_open}, now_open["start"]))
+                                                   **_times(now_open)}, now_open["start"]))
         return events
 
     def _silences(self, holds: Holds, silences: Sequence[Silence], now: float,
@@ -237,7 +242,7 @@ class ChangeNotes:
             events.append(self._event(SILENCE, f"silence {silence_id} {how} "
                                       f"({' '.join(was.get('matchers') or [])}): held pages of "
                                       "checks still failing go out now",
-                                      {"silence": silence_id, "state": how, **was},
+                                      {"silence": silence_id, "state": how, **_times(was)},
                                       now if early else until))
         for silence_id, silence in current.items():
             if silence_id in active:
@@ -251,9 +256,24 @@ class ChangeNotes:
                                       f"{silence.created_by or 'someone'}: "
                                       f"{' '.join(silence.patterns)} ({_count(covered)}) until "
                                       f"{format_time(silence.until)}: {silence.reason}",
-                                      {"silence": silence_id, "state": "started", **about},
+                                      {"silence": silence_id, "state": "started",
+                                       **_times(about)},
                                       silence.created_at))
         return events
+
+
+def _times(about: Mapping[str, Any]) -> dict[str, Any]:
+    """`about` with its instants (epoch seconds, as kept in meta) as ISO 8601 UTC, the way
+    a responder reads them in custom_details."""
+    return {key: _iso(value) if key in _INSTANTS and isinstance(value, int | float) else value
+            for key, value in about.items()}
+
+
+_INSTANTS = frozenset({"start", "end", "created_at", "until"})
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
 def _json_object(value: Any) -> dict[str, Any]:

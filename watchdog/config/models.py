@@ -119,7 +119,7 @@ class PagerDuty(Section):
                                "tell PagerDuty about, e.g. [reload, maintenance]"),
     ] = Field(default_factory=list, description="send a PagerDuty Change Event when a reload "
               "changes checks, a maintenance window or silence starts or ends, a remediation "
-              "ran (Events API v2 only); applies on reload",
+              "ran (Events API v2 only)",
               json_schema_extra={DOC_DEFAULT: "[] (none)"})
 
     @classmethod
