@@ -386,3 +386,17 @@ def test_a_dry_run_logs_change_events(tmp_path, caplog):
         finally:
             sender.stop(1)
     assert "dry-run: would send change event: reload: a" in caplog.text
+
+
+def test_a_result_after_a_boundary_announces_the_window_before_its_holds_are_asked(
+        tmp_path, store):
+    notes = notes_on(store, config_of(tmp_path, BASE, kinds="[maintenance]"))
+    holds = Holds((window("m", 1000.0, 2000.0),), ["web"])
+    notes.tick(holds, [], 999.0)  # learns the next boundary: 1000
+    notes.result_at(holds, 999.5)
+    assert queued(store) == []
+    notes.result_at(holds, 1000.1)
+    notes.result_at(holds, 1500.0)  # no boundary passed: not even looked at
+    assert [e.details["state"] for e in queued(store)] == ["started"]
+    notes.result_at(holds, 2000.0)
+    assert [e.details["state"] for e in queued(store)] == ["started", "ended"]

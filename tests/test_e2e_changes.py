@@ -167,6 +167,29 @@ def test_a_window_starting_and_ending_sends_two_change_events_in_order_with_trig
     assert ended["custom_details"]["state"] == "ended"
 
 
+def test_a_windows_end_is_recorded_before_the_page_it_releases(tmp_path, pd, web):
+    """With PagerDuty down, the outbox shows the order things were recorded in: the window's
+    end, then the trigger it let go (a result after the boundary announces it first)."""
+    now = time.time()
+    config = write_config(tmp_path, pd.url, http_check("web", web.url), kinds="[maintenance]",
+                          top=window("m", "web", now - 1, now + 6))
+    web.up = False
+    with Watchdog(config, env=ENV) as proc:
+        proc.wait_started()
+        pd.wait_for(lambda: pd.change_events, timeout=10)
+        pd.set_mode("500")
+        proc.wait_log("check web: hold over; trigger released", timeout=15)
+        done = pdw("outbox", str(config), "--json", env=CLI_ENV)
+        assert done.returncode == 0, done.stderr
+        pending = json.loads(done.stdout)["pending"]
+        assert [(p["action"], p["check"]) for p in pending] == [
+            ("change", "maintenance"), ("trigger", "web")]
+        assert pending[0]["summary"].startswith("maintenance m ended (web)")
+        pd.set_mode("ok")
+        pd.wait_for(lambda: len(pd.change_events) == 2 and pd.events, timeout=30)
+        stop_drained(proc)
+
+
 def test_a_restart_inside_a_window_does_not_announce_it_again(tmp_path, pd, web):
     now = time.time()
     top = window("nightly", "w*", now - 1, now + 3600)

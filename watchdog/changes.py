@@ -118,6 +118,7 @@ class ChangeNotes:
         self.source = ""
         self.secrets: frozenset[str] = frozenset()
         self._announced: dict[str, dict[str, Any]] | None = None  # read from meta when needed
+        self._next_boundary = float("inf")  # when a window next starts or ends (wall clock)
 
     def apply(self, running: Config, new: Config) -> None:
         """Take a (re)loaded config; for a reload (new is not the running config), note
@@ -166,6 +167,12 @@ class ChangeNotes:
 
     # ------------------------------------------------------------------ windows, silences
 
+    def result_at(self, holds: Holds, now: float) -> None:
+        """A probe result at `now`, before its holds are asked: once a window's boundary has
+        passed, announce it first, so its end is recorded before the pages it releases."""
+        if now >= self._next_boundary:
+            self.tick(holds, None, now)
+
     def tick(self, holds: Holds, silences: Sequence[Silence] | None, now: float) -> None:
         """Announce the maintenance windows and silences that began or ended since the last
         tick (silences None: the store could not say; they are looked at next time)."""
@@ -178,6 +185,7 @@ class ChangeNotes:
             events += self._windows(holds, now, new["windows"])
         else:
             new["windows"] = {}
+            self._next_boundary = float("inf")
         if silences is None:
             pass
         elif SILENCE in self.kinds:
@@ -203,12 +211,17 @@ class ChangeNotes:
     def _windows(self, holds: Holds, now: float, open_: dict[str, Any]) -> list[Event]:
         events = []
         current = {}
+        boundaries = [float("inf")]
         for window in holds.windows:
             occurrence = holds.occurrence(window, now)
             if occurrence is not None:
                 covered = [name for name in holds.names if window.names(name)]
                 current[window.name] = {"start": occurrence[0], "end": occurrence[1],
                                         "patterns": list(window.checks), "checks": covered}
+                boundaries.append(occurrence[1])
+            elif (upcoming := window.next_start(now)) is not None:
+                boundaries.append(upcoming)
+        self._next_boundary = min(boundaries)
         for name, was in list(open_.items()):
             if current.get(name, {}).get("start") != was.get("start"):
                 del open_[name]

@@ -340,6 +340,7 @@ class Runner:
                 return None  # a result from before a reload (or after shutdown): not ours any more
             before = self.states[check.name]
             policy = self.policies[check.name]
+            self.changes.result_at(self.keeper.holds, started)  # a window's end before its pages
             asked = self.keeper.ask(check, before, result, policy, self.states, started)
             after, events = step(before, result, policy, asked.inputs)
             if events or after != before:
