@@ -400,3 +400,15 @@ def test_a_result_after_a_boundary_announces_the_window_before_its_holds_are_ask
     assert [e.details["state"] for e in queued(store)] == ["started"]
     notes.result_at(holds, 2000.0)
     assert [e.details["state"] for e in queued(store)] == ["started", "ended"]
+
+
+def test_a_result_after_a_silence_expired_announces_that_before_its_holds_are_asked(
+        tmp_path, store):
+    notes = notes_on(store, config_of(tmp_path, BASE, kinds="[silence]"))
+    holds = Holds((), ["web"])
+    holds.set_silences([silence("s1", 500.0)])
+    notes.tick(holds, [silence("s1", 500.0)], 102.0)
+    notes.result_at(holds, 499.0)
+    assert [e.details["state"] for e in queued(store)] == ["started"]
+    notes.result_at(holds, 500.5)  # the holds see it expired: so is it announced, first
+    assert [e.details["state"] for e in queued(store)] == ["started", "expired"]

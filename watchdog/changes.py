@@ -118,7 +118,8 @@ class ChangeNotes:
         self.source = ""
         self.secrets: frozenset[str] = frozenset()
         self._announced: dict[str, dict[str, Any]] | None = None  # read from meta when needed
-        self._next_boundary = float("inf")  # when a window next starts or ends (wall clock)
+        # when a window next starts or ends, and an announced silence expires (wall clock)
+        self._boundaries = {MAINTENANCE: float("inf"), SILENCE: float("inf")}
 
     def apply(self, running: Config, new: Config) -> None:
         """Take a (re)loaded config; for a reload (new is not the running config), note
@@ -168,10 +169,11 @@ class ChangeNotes:
     # ------------------------------------------------------------------ windows, silences
 
     def result_at(self, holds: Holds, now: float) -> None:
-        """A probe result at `now`, before its holds are asked: once a window's boundary has
-        passed, announce it first, so its end is recorded before the pages it releases."""
-        if now >= self._next_boundary:
-            self.tick(holds, None, now)
+        """A probe result at `now`, before its holds are asked: once a window's boundary or
+        a silence's end has passed, announce it first, so that end is recorded before the
+        pages it releases (with the silences the holds know, as they will judge)."""
+        if now >= min(self._boundaries.values()):
+            self.tick(holds, [silence for silence in holds.silences if silence.active(now)], now)
 
     def tick(self, holds: Holds, silences: Sequence[Silence] | None, now: float) -> None:
         """Announce the maintenance windows and silences that began or ended since the last
@@ -185,13 +187,16 @@ class ChangeNotes:
             events += self._windows(holds, now, new["windows"])
         else:
             new["windows"] = {}
-            self._next_boundary = float("inf")
+            self._boundaries[MAINTENANCE] = float("inf")
         if silences is None:
             pass
         elif SILENCE in self.kinds:
             events += self._silences(holds, silences, now, new["silences"])
+            self._boundaries[SILENCE] = min(
+                [float("inf")] + [s.until for s in silences if s.id in new["silences"]])
         else:
             new["silences"] = {}
+            self._boundaries[SILENCE] = float("inf")
         if new != announced and self.recorder.queue(events, {META: json.dumps(new)}):
             self._announced = new
 
@@ -221,7 +226,7 @@ class ChangeNotes:
                 boundaries.append(occurrence[1])
             elif (upcoming := window.next_start(now)) is not None:
                 boundaries.append(upcoming)
-        self._next_boundary = min(boundaries)
+        self._boundaries[MAINTENANCE] = min(boundaries)
         for name, was in list(open_.items()):
             if current.get(name, {}).get("start") != was.get("start"):
                 del open_[name]
