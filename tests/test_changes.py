@@ -22,6 +22,7 @@ from watchdog.dryrun import LoggingAlert
 from watchdog.holds import Holds, Silence, Window
 from watchdog.model import CHANGE, TRIGGER, Event
 from watchdog.recorder import Recorder
+from watchdog.reloading import make_changes
 from watchdog.sender import Sender
 from watchdog.store import Store, StoreError
 
@@ -412,3 +413,15 @@ def test_a_result_after_a_silence_expired_announces_that_before_its_holds_are_as
     assert [e.details["state"] for e in queued(store)] == ["started"]
     notes.result_at(holds, 500.5)  # the holds see it expired: so is it announced, first
     assert [e.details["state"] for e in queued(store)] == ["started", "expired"]
+
+
+def test_change_events_go_to_the_change_endpoint_of_the_configured_events_host(tmp_path):
+    eu = load(write(tmp_path, f"pagerduty:\n  routing_key: {TEST_KEY}\n  url: "
+                    "https://events.eu.pagerduty.com/\n", "eu.yaml"), environ={})
+    client = make_changes(eu, dry_run=False)
+    assert client.URL == "https://events.eu.pagerduty.com/v2/change/enqueue"
+    assert client.routing_key == TEST_KEY and TEST_KEY not in repr(client)
+    assert make_changes(eu, dry_run=True) is None  # the dry run's LoggingAlert logs them
+    v1 = load(write(tmp_path, f"pagerduty:\n  routing_key: {TEST_KEY}\n  api: v1\n", "v1.yaml"),
+              environ={})
+    assert make_changes(v1, dry_run=False) is None

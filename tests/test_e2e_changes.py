@@ -262,10 +262,13 @@ def test_a_refused_change_event_is_a_dead_letter_and_later_triggers_still_go(tmp
         pd.wait_for(lambda: len(pd.events) == 2, timeout=10)  # web's and db's triggers
         reload(proc, config, config.read_text().replace("  - name: db", "  - name: db2"), 2)
         pd.wait_for(lambda: pd.change_events, timeout=10)
+        done = pdw("outbox", str(config), "--json", env=CLI_ENV)
+        assert done.returncode == 0, done.stderr
+        [dead] = json.loads(done.stdout)["dead_letters"]
+        assert dead["action"] == "change" and "Injected failure" in dead["reason"]
+        done = pdw("outbox", str(config), "--retry", "all", env=CLI_ENV)
+        assert done.returncode == 0, done.stderr
+        pd.wait_for(lambda: len(pd.change_events) == 2, timeout=10)  # sent again, as asked
         stop_drained(proc)
     assert [summary for action, summary in received(pd) if action == "change"] == [
-        "reload: 1 check added (db2); 1 check removed (db)"]
-    done = pdw("outbox", str(config), "--json", env=CLI_ENV)
-    assert done.returncode == 0, done.stderr
-    [dead] = json.loads(done.stdout)["dead_letters"]
-    assert dead["action"] == "change" and "Injected failure" in dead["reason"]
+        "reload: 1 check added (db2); 1 check removed (db)", "reload: 1 check added (db)"]
