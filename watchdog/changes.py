@@ -118,8 +118,10 @@ class ChangeNotes:
         self.source = ""
         self.secrets: frozenset[str] = frozenset()
         self._announced: dict[str, dict[str, Any]] | None = None  # read from meta when needed
-        # when a window next starts or ends, and an announced silence expires (wall clock)
+        # when a window next starts or ends, and an announced silence expires (wall clock),
+        # and the sooner of the two (asked once per result)
         self._boundaries = {MAINTENANCE: float("inf"), SILENCE: float("inf")}
+        self._next_boundary = float("inf")
 
     def apply(self, running: Config, new: Config) -> None:
         """Take a (re)loaded config; for a reload (new is not the running config), note
@@ -172,7 +174,7 @@ class ChangeNotes:
         """A probe result at `now`, before its holds are asked: once a window's boundary or
         a silence's end has passed, announce it first, so that end is recorded before the
         pages it releases (with the silences the holds know, as they will judge)."""
-        if now >= min(self._boundaries.values()):
+        if now >= self._next_boundary:
             self.tick(holds, [silence for silence in holds.silences if silence.active(now)], now)
 
     def tick(self, holds: Holds, silences: Sequence[Silence] | None, now: float) -> None:
@@ -197,6 +199,7 @@ class ChangeNotes:
         else:
             new["silences"] = {}
             self._boundaries[SILENCE] = float("inf")
+        self._next_boundary = min(self._boundaries.values())
         if new != announced and self.recorder.queue(events, {META: json.dumps(new)}):
             self._announced = new
 
