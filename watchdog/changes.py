@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog import logs
 from watchdog.durations import format_time
-from watchdog.holds import Holds, Silence, matches
+from watchdog.holds import Holds, Silence, Window, matches
 from watchdog.model import CHANGE, Check, Event
 from watchdog.store import StoreError
 
@@ -122,6 +122,8 @@ class ChangeNotes:
         # and the sooner of the two (asked once per result)
         self._boundaries = {MAINTENANCE: float("inf"), SILENCE: float("inf")}
         self._next_boundary = float("inf")
+        self._holds: Holds | None = None  # the windows last looked at (a reload makes new ones)
+        self._unwritten = False  # the last announcement was refused by the store: try again
 
     def apply(self, running: Config, new: Config) -> None:
         """Take a (re)loaded config; for a reload (new is not the running config), note
@@ -186,7 +188,10 @@ class ChangeNotes:
         events: list[Event] = []
         new = {"windows": dict(announced["windows"]), "silences": dict(announced["silences"])}
         if MAINTENANCE in self.kinds:
-            events += self._windows(holds, now, new["windows"])
+            # windows open and close only at their boundaries: between them, nothing to do
+            if holds is not self._holds or now >= self._boundaries[MAINTENANCE] \
+                    or self._unwritten:
+                events += self._windows(holds, now, new["windows"])
         else:
             new["windows"] = {}
             self._boundaries[MAINTENANCE] = float("inf")
@@ -200,8 +205,10 @@ class ChangeNotes:
             new["silences"] = {}
             self._boundaries[SILENCE] = float("inf")
         self._next_boundary = min(self._boundaries.values())
-        if new != announced and self.recorder.queue(events, {META: json.dumps(new)}):
-            self._announced = new
+        if new != announced:
+            self._unwritten = not self.recorder.queue(events, {META: json.dumps(new)})
+            if not self._unwritten:
+                self._announced = new
 
     def _load(self) -> dict[str, dict[str, Any]] | None:
         if self._announced is None:
@@ -218,20 +225,19 @@ class ChangeNotes:
 
     def _windows(self, holds: Holds, now: float, open_: dict[str, Any]) -> list[Event]:
         events = []
-        current = {}
+        current: dict[str, tuple[Window, float, float]] = {}
         boundaries = [float("inf")]
         for window in holds.windows:
             occurrence = holds.occurrence(window, now)
             if occurrence is not None:
-                covered = [name for name in holds.names if window.names(name)]
-                current[window.name] = {"start": occurrence[0], "end": occurrence[1],
-                                        "patterns": list(window.checks), "checks": covered}
+                current[window.name] = (window, *occurrence)
                 boundaries.append(occurrence[1])
             elif (upcoming := window.next_start(now)) is not None:
                 boundaries.append(upcoming)
         self._boundaries[MAINTENANCE] = min(boundaries)
+        self._holds = holds
         for name, was in list(open_.items()):
-            if current.get(name, {}).get("start") != was.get("start"):
+            if name not in current or current[name][1] != was.get("start"):
                 del open_[name]
                 ended = min(now, was.get("end") or now)
                 covered = _names(was.get("checks") or [])
@@ -239,8 +245,12 @@ class ChangeNotes:
                                           "held pages of checks still failing go out now",
                                           {"window": name, "state": "ended", **_times(was)},
                                           ended))
-        for name, now_open in current.items():
+        for name, (window, start, end) in current.items():
             if name not in open_:
+                # which checks it covers: worked out only when it is announced, not per tick
+                covered = [check for check in holds.names if window.names(check)]
+                now_open = {"start": start, "end": end, "patterns": list(window.checks),
+                            "checks": covered}
                 open_[name] = now_open
                 events.append(self._event(MAINTENANCE, f"maintenance {name} started "
                                           f"({_names(now_open['checks'])}) until "
