@@ -70,11 +70,14 @@ def names(n: int) -> dict[str, list[str]]:
     }
 
 
-def config_yaml(n: int, folder: Path, holds: bool, metrics_port: int) -> Path:
-    """The worker's config: the same checks for every variant; windows and parents if holds."""
+def config_yaml(n: int, folder: Path, holds: bool, metrics_port: int,
+                change_events: bool = False) -> Path:
+    """The worker's config: the same checks for every variant; windows and parents if holds
+    (and with change_events, issue 15's change events of windows and silences turned on)."""
     roles = names(n)
     lines = [
         "state_dir: ./state",
+        *(["pagerduty: {change_events: [maintenance, silence]}"] if change_events else []),
         f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}',
         "defaults: {interval: 30s, timeout: 5s, fail_after: 3, recover_after: 2}",
     ]
@@ -136,7 +139,7 @@ def failing(behaviour: tuple[str, int], round_: int, rng: random.Random) -> bool
 # --- one measurement (run by the side's own Python) ---------------------------------------
 
 
-def worker(variant: str, checks: int, rounds: int) -> dict:
+def worker(variant: str, checks: int, rounds: int, change_events: bool = False) -> dict:
     import watchdog
     from watchdog import logs
     from watchdog.config import load
@@ -148,7 +151,8 @@ def worker(variant: str, checks: int, rounds: int) -> dict:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        path = config_yaml(checks, work, variant == "new-holds", port)
+        path = config_yaml(checks, work, variant == "new-holds", port,
+                           change_events and variant == "new-holds")
         saved, sys.stderr = sys.stderr, open(work / "runner.log", "w")  # noqa: SIM115
         try:
             logs.setup("INFO")  # as `run` logs: INFO, through the masking formatter
@@ -226,7 +230,8 @@ def measure(variant: str, tree: Path, args: argparse.Namespace) -> dict:
     python = tree / ".venv" / "bin" / "python"
     out = subprocess.run(
         [str(python), str(Path(__file__).resolve()), "--worker", variant,
-         "--checks", str(args.checks), "--rounds", str(args.rounds)],
+         "--checks", str(args.checks), "--rounds", str(args.rounds),
+         *(["--change-events"] if args.change_events and variant == "new-holds" else [])],
         cwd=str(tree), check=True, capture_output=True, text=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     ).stdout
@@ -273,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=10, help="measured results per check")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", type=Path, help="write every measurement here")
+    p.add_argument("--change-events", action="store_true",
+                   help="new, holds: with pagerduty.change_events [maintenance, silence]")
     p.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.checks, args.rounds)))
+        print(json.dumps(worker(args.worker, args.checks, args.rounds, args.change_events)))
         return 0
     if args.old_tree is None:
         p.error("--old-tree DIR is required (a checkout of the old commit with its .venv)")

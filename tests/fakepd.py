@@ -204,13 +204,15 @@ class FakePagerDuty:
 
     # ------------------------------------------------------------- fault injection
 
-    def fail_next(self, n: int, status: int = 500, retry_after: float | None = None) -> None:
-        """Answer the next n event requests with `status` (500, 429, 403, 400, ...).
+    def fail_next(self, n: int, status: int = 500, retry_after: float | None = None, *,
+                  path: str | None = None) -> None:
+        """Answer the next n event requests (only those to `path`, if given) with `status`
+        (500, 429, 403, 400, ...).
 
         A 400 carries PagerDuty's invalid-event body; a 429/403 its throttle body.
         """
         with self._lock:
-            self._failures.extend([(status, retry_after)] * n)
+            self._failures.extend([(status, retry_after, path)] * n)
 
     def set_mode(self, mode: str, retry_after: float | None = None) -> None:
         """Set "ok", an outage answering "500"/"429"/"403", or "hang" (never answer).
@@ -261,7 +263,7 @@ class FakePagerDuty:
             self._rate_limited = 0
             self._mode = "ok"
             self._mode_retry_after: float | None = None
-            self._failures: list[tuple[int, float | None]] = []
+            self._failures: list[tuple[int, float | None, str | None]] = []
             self._valid_keys: set[str] | None = None
             self._key_types: dict[str, str] = {}
             self._incidents: list[dict[str, Any]] = []
@@ -269,6 +271,7 @@ class FakePagerDuty:
             self._events: list[dict[str, Any]] = []
             self._requests: list[dict[str, Any]] = []
             self._changes: list[dict[str, Any]] = []
+            self._seq = 0  # one count over events and change events: the order they came in
             self._lock.notify_all()
 
     # ------------------------------------------------------------------ snapshots
@@ -281,13 +284,14 @@ class FakePagerDuty:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        """Every accepted event: api, action, key, body (dict), received_at."""
+        """Every accepted event: api, action, key, body (dict), received_at, seq."""
         with self._lock:
             return copy.deepcopy(self._events)
 
     @property
     def change_events(self) -> list[dict[str, Any]]:
-        """Every accepted change event (kept apart from `events`): body (dict), received_at."""
+        """Every accepted change event (kept apart from `events`): body (dict), received_at,
+        seq (shared with `events`: sort both by it to see the order they arrived in)."""
         with self._lock:
             return copy.deepcopy(self._changes)
 
@@ -372,7 +376,7 @@ class FakePagerDuty:
                 entry["status"] = status = 403 if path == V1_PATH else 429
                 entry["rate_limited"] = True
                 return status, dict(_FAILURES[status]), {}
-            fault = self._fault()
+            fault = self._fault(path)
             if fault == "hang":
                 self._hang()
                 raise _Hung
@@ -396,7 +400,8 @@ class FakePagerDuty:
                 entry["status"] = 400
                 return 400, {**_INVALID, "errors": errors}, {}
             if api == "change":
-                self._changes.append({"body": body, "received_at": now})
+                self._seq += 1
+                self._changes.append({"body": body, "received_at": now, "seq": self._seq})
                 entry["status"] = 202
                 return 202, {"status": "success", "message": "Change event processed"}, {}
             status, answer = self._accept(api, body, now)
@@ -420,9 +425,11 @@ class FakePagerDuty:
         self._rate_limited += 1
         return True
 
-    def _fault(self) -> tuple[int, float | None] | str | None:
-        if self._failures:
-            return self._failures.pop(0)
+    def _fault(self, path: str) -> tuple[int, float | None] | str | None:
+        for index, (status, retry_after, only) in enumerate(self._failures):
+            if only is None or only == path:
+                del self._failures[index]
+                return status, retry_after
         if self._mode == "hang":
             return "hang"
         if self._mode != "ok":
@@ -552,7 +559,9 @@ class FakePagerDuty:
             incident = self._open.pop(key, None)
             if incident is not None:
                 incident["resolved_at"] = now
-        event = {"api": api, "action": action, "key": key, "body": body, "received_at": now}
+        self._seq += 1
+        event = {"api": api, "action": action, "key": key, "body": body, "received_at": now,
+                 "seq": self._seq}
         self._events.append(event)
         if self._log is not None:
             self._log.write(json.dumps(event) + "\n")

@@ -320,6 +320,11 @@ def test_change_events_are_answered_and_kept_apart_from_alert_events(pd):
     [recorded] = pd.change_events
     assert recorded["body"]["payload"] == {"summary": "Deployed v2", "source": "ci"}
     assert [event["action"] for event in pd.events] == ["trigger"]  # the change is not one
+    assert recorded["seq"] < pd.events[0]["seq"]  # one count over both: the arrival order
+    pd.fail_next(1, 400, path=CHANGE_PATH)  # only for change events: the trigger passes
+    assert Alert(TEST_KEY, api="v2", url=pd.url).trigger("disk full")["status"] == "success"
+    with pytest.raises(InvalidEventException, match="Injected failure"):
+        change.send("Deployed v2.1")
     for body, error in [
         ({"routing_key": TEST_KEY, "payload": {}}, "'payload.summary' is missing or blank"),
         ({"routing_key": TEST_KEY, "payload": {"summary": "x" * 1025}}, "1024 characters"),

@@ -1,4 +1,5 @@
-"""The dry run's stand-in for pagerduty_api.Alert: it logs what would be sent and sends nothing."""
+"""The dry run's stand-in for pagerduty_api.Alert (and ChangeEvent): it logs what would be
+sent and sends nothing."""
 
 from __future__ import annotations
 
@@ -37,4 +38,9 @@ class LoggingAlert:
     ) -> dict[str, Any]:
         """Log the resolve at WARNING and pretend it went out."""
         logger.warning("dry-run: would resolve %s: %s", incident_key, description)
+        return {"status": "dry-run"}
+
+    def send(self, summary: str, **fields: Any) -> dict[str, Any]:
+        """Log a change event (ChangeEvent.send's stand-in) at WARNING; nothing is sent."""
+        logger.warning("dry-run: would send change event: %s", summary)
         return {"status": "dry-run"}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from pagerduty_api._transport import redact
 from pagerduty_api.exceptions import InvalidEventException, PagerDutyAPIServerException
-from watchdog.model import RESOLVE, TRIGGER, Event
+from watchdog.model import CHANGE, RESOLVE, TRIGGER, Event
 
 CLIENT_NAME = "pd-watchdog"
 MAX_ERROR_CHARS = 500  # of an error kept in the outbox / a dead letter's reason
@@ -25,13 +26,15 @@ def send_event(alert: Any, event: Event) -> Any:
             component=event.component or None,
             group=event.group or None,
             event_class=event.event_class or None,
-            links=event.links or None,
-            images=event.images or None,
+            links=list(event.links) or None,
+            images=list(event.images) or None,
         )
     if event.action == RESOLVE:
         return alert.resolve(
             incident_key=event.incident_key, description=event.summary, details=event.details
         )
+    if event.action == CHANGE:
+        return send_change(alert, event)
     raise InvalidEventException(
         f"unknown event action {event.action!r}", errors=[f"unknown action {event.action!r}"]
     )
@@ -47,6 +50,20 @@ def _details(alert: Any, event: Event) -> dict[str, Any]:
     return {**extra, **event.details} if extra else event.details
 
 
+def send_change(client: Any, event: Event) -> Any:
+    """send() on the ChangeEvent (or the dry run's LoggingAlert). Without one (api: v1, or a
+    row queued before the key changed) PagerDuty could never take it: refused for good."""
+    if not callable(getattr(client, "send", None)):
+        reason = "change events need api v2 (a routing key of an Events API v2 integration)"
+        raise InvalidEventException(reason, errors=[reason])
+    when = None
+    if event.timestamp is not None:
+        when = datetime.fromtimestamp(event.timestamp, timezone.utc)
+    return client.send(event.summary, source=event.source or None,
+                       links=[dict(link) for link in event.links] or None,
+                       custom_details=event.details or None, timestamp=when)
+
+
 def describe_error(alert: Any, exc: BaseException, *, invalid: bool) -> str:
     """The failure as stored with the event and logged: bounded, the routing key masked."""
     if invalid:
@@ -57,7 +74,7 @@ def describe_error(alert: Any, exc: BaseException, *, invalid: bool) -> str:
         text = str(exc)  # the client's own words say what PagerDuty answered
     else:
         text = f"{type(exc).__name__}: {exc}"
-    key = getattr(alert, "service_key", None)
+    key = getattr(alert, "service_key", None) or getattr(alert, "routing_key", None)
     if isinstance(key, str):
         text = redact(text, [key])
     return text[:MAX_ERROR_CHARS]

@@ -1,6 +1,6 @@
 """What the sender's lanes share and remember: one lane's backoff, and the signals every lane
-waits on (new events, PagerDuty taking events again, stop and its deadline), and the
-attempt budget of each routing key.
+waits on (new events, PagerDuty taking events again, stop and its deadline), the attempt
+budget of each routing key, and what sends each event (Targets).
 
 Every wait of every lane is on one condition variable, notified on any news, so a lane
 backing off wakes the moment another lane gets through or stop() is called.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from watchdog.model import CHANGE, Event
 from watchdog.pacer import Pace, Pacer
 
 
@@ -100,9 +101,9 @@ class Pacers:
         self._lock = threading.Lock()
 
     def of(self, alert: Any) -> Pacer | None:
-        """The budget of the alert's routing key, or None when unpaced (no pace, or an
-        alert without a service_key, such as the dry run's)."""
-        key = getattr(alert, "service_key", None)
+        """The budget of the alert's routing key (a ChangeEvent's: the same key's), or None
+        when unpaced (no pace, or an alert without a key, such as the dry run's)."""
+        key = getattr(alert, "service_key", None) or getattr(alert, "routing_key", None)
         if self.pace is None or not isinstance(key, str) or not key:
             return None
         with self._lock:
@@ -110,3 +111,28 @@ class Pacers:
             if pacer is None:
                 pacer = self._by_key[key] = Pacer(self.pace)
             return pacer
+
+
+class Targets:
+    """What sends events: the Alert, and for change events the ChangeEvent (None: the
+    Alert is asked, which only the dry run's can answer); a reload swaps both at once."""
+
+    def __init__(self, alert: Any, changes: Any = None) -> None:
+        self._lock = threading.Lock()
+        self.set(alert, changes)
+
+    def set(self, alert: Any, changes: Any = None) -> None:
+        with self._lock:
+            self._alert, self._changes = alert, changes
+
+    @property
+    def alert(self) -> Any:
+        with self._lock:
+            return self._alert
+
+    def of(self, event: Event) -> Any:
+        """What sends this event."""
+        with self._lock:
+            if event.action == CHANGE and self._changes is not None:
+                return self._changes
+            return self._alert

@@ -14,6 +14,7 @@ from watchdog.flapping import Flapping
 
 TRIGGER = "trigger"
 RESOLVE = "resolve"
+CHANGE = "change"  # a PagerDuty Change Event (watchdog/changes.py): no incident, no severity
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,9 @@ _STATE_KEYS = ("failures", "passes", "triggered", "severity", *_OPTIONAL_STATE)
 
 @dataclass(frozen=True)
 class Event:
-    """An event for PagerDuty, as plain data; the sender turns it into an Alert call."""
+    """An event for PagerDuty, as plain data; the sender turns it into an Alert call (a
+    CHANGE into a ChangeEvent call: `check` is then its kind, `details` its custom_details,
+    `timestamp` when it happened, `links` its [{href, text}])."""
 
     action: str
     incident_key: str
@@ -185,20 +188,27 @@ class Event:
     component: str = ""
     group: str = ""
     event_class: str = ""
-    links: list[dict[str, str]] = field(default_factory=list)
-    images: list[dict[str, str]] = field(default_factory=list)
+    links: tuple[dict[str, str], ...] = ()
+    images: tuple[dict[str, str], ...] = ()
+    timestamp: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # Newer fields only when set: outbox rows stay small and older versions read them.
-        for key in _OPTIONAL_EVENT:
-            if not data[key]:
+        for key, unset in _OPTIONAL_EVENT.items():
+            if data[key] is unset or data[key] in ("", (), []):
                 del data[key]
+        for key in _SEQUENCES:
+            if key in data:
+                data[key] = list(data[key])
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        return cls(**data)
+        sequences = {key: tuple(data[key]) for key in _SEQUENCES if key in data}
+        return cls(**{**data, **sequences}) if sequences else cls(**data)
 
 
-_OPTIONAL_EVENT = ("component", "group", "event_class", "links", "images")
+_OPTIONAL_EVENT: dict[str, Any] = {
+    "component": "", "group": "", "event_class": "", "links": (), "images": (), "timestamp": None}
+_SEQUENCES = ("links", "images")

@@ -93,6 +93,17 @@ class Recorder:
         elif events:
             self.sender.wake()
 
+    def queue(self, events: Sequence[Event], meta: dict[str, str] | None = None) -> bool:
+        """Queue events of no check's state (change events), with the meta that notes them,
+        in one transaction; False when the store refuses: nothing was written, nothing goes
+        from memory (they page nobody), and the caller tries again later or lets them go."""
+        error = self._write(lambda: self.store.queue(events, meta))
+        if error is not None:
+            self._failing(error)
+            return False
+        self.sender.wake()
+        return True
+
     def write(self, what: Callable[[], Any]) -> bool:
         """Any other write (batched results, meta): True if the store took it."""
         error = self._write(what, hold_first=False)

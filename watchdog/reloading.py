@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pagerduty_api import Alert
+from pagerduty_api import Alert, ChangeEvent
 from pagerduty_api.base import deadline_session
 from watchdog import logs
 from watchdog.config import Config, ConfigError, load
@@ -62,6 +62,15 @@ def make_alert(config: Config, dry_run: bool) -> Alert | LoggingAlert:
     # of its own: keep-alive, and the whole deadline (without one, each call is a requests.post).
     return Alert(pd.routing_key, api=pd.api, url=pd.url, source=pd.source, retry_deadline=0,
                  session=deadline_session())
+
+
+def make_changes(config: Config, dry_run: bool) -> ChangeEvent | None:
+    """What sends change events: the Change Events API on the events host (EU too), with
+    the same key; None in dry-run (the LoggingAlert logs them) and on api v1 (none go)."""
+    pd = config.pagerduty
+    if dry_run or pd.api != "v2":
+        return None
+    return ChangeEvent(pd.routing_key, url=pd.url, retry_deadline=0, session=deadline_session())
 
 
 def delivery_target(config: Config, dry_run: bool) -> str:

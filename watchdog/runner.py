@@ -12,6 +12,7 @@ import threading
 import time
 
 from watchdog import __version__, aio
+from watchdog.changes import ChangeNotes
 from watchdog.config import Config
 from watchdog.heartbeat import HeartbeatPinger
 from watchdog.holding import HoldKeeper, log_hold
@@ -22,7 +23,7 @@ from watchdog.notify import SystemdNotifier
 from watchdog.page import History, enrich
 from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
-from watchdog.reloading import make_alert, read_reload, resync_delivery
+from watchdog.reloading import make_alert, make_changes, read_reload, resync_delivery
 from watchdog.reporting import (
     NO_KEY,
     Counts,
@@ -81,8 +82,9 @@ class Runner:
         # Checks with no result since this start or since their definition changed: "pending".
         self.pending: dict[str, float] = {}  # name -> when (wall clock) it became pending
         self._started_at = time.time()
-        self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
+        self.sender = Sender(self.store, *self._make_alert(config), on_result=self._on_sent)
         self.recorder = Recorder(self.store, self.sender)
+        self.changes = ChangeNotes(self.recorder, self.store)  # change events (changes.py)
         self.runtime = RuntimeFile(self.store.state_dir)
         self.scheduler = Scheduler(self._on_result, workers=config.workers)
         self.passive = PassiveFeed(self.store, self.scheduler.run_now)
@@ -97,8 +99,9 @@ class Runner:
     def dry_run(self) -> bool:
         return self.force_dry_run or self.config.dry_run
 
-    def _make_alert(self, config: Config):
-        return make_alert(config, self.force_dry_run or config.dry_run)
+    def _make_alert(self, config: Config) -> tuple:
+        dry_run = self.force_dry_run or config.dry_run
+        return make_alert(config, dry_run), make_changes(config, dry_run)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -195,6 +198,7 @@ class Runner:
         with self._lock:
             if silences is not None:
                 self.keeper.refresh(silences, time.time())
+            self.changes.tick(self.keeper.holds, silences, time.time())
             if not self._closing:
                 self.recorder.check_files()
                 self.recorder.flush()
@@ -263,7 +267,7 @@ class Runner:
             config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
         )
         if delivery_changed:
-            self.sender.set_alert(self._make_alert(config))
+            self.sender.set_alert(*self._make_alert(config))
             log.info("reload: PagerDuty settings changed")
         for warning in config.warnings:
             log.warning("%s", warning)
@@ -320,6 +324,7 @@ class Runner:
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
             self.keeper.configure(config.checks, config.maintenance)
+            self.changes.apply(self.config, config)  # a reload's change event, if any
             self.passive.apply(config, now)
 
     def _resync_delivery(self) -> None:
@@ -340,6 +345,7 @@ class Runner:
                 return None  # a result from before a reload (or after shutdown): not ours any more
             before = self.states[check.name]
             policy = self.policies[check.name]
+            self.changes.result_at(self.keeper.holds, started)  # a window's end before its pages
             asked = self.keeper.ask(check, before, result, policy, self.states, started)
             self.history.observe(check.name, result, started)
             after, events = step(before, result, policy, asked.inputs)

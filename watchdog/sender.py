@@ -33,7 +33,7 @@ from pagerduty_api.retry import is_retryable, is_throttle
 from watchdog import memqueue
 from watchdog.dryrun import LoggingAlert
 from watchdog.events_api import describe_error, send_event
-from watchdog.lanes import Lane, LaneSignals, Pacers
+from watchdog.lanes import Lane, LaneSignals, Pacers, Targets
 from watchdog.memqueue import MemoryItem, MemoryQueue
 from watchdog.model import TRIGGER, Event
 from watchdog.pacer import Pace, Pacer
@@ -79,6 +79,7 @@ class Sender:
         self,
         store: Store,
         alert: Any,
+        changes: Any = None,
         *,
         lanes: int = 4,
         backoff_base: float = 1.0,
@@ -92,8 +93,7 @@ class Sender:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         self.store = store
-        self._alert = alert
-        self._alert_lock = threading.Lock()
+        self._targets = Targets(alert, changes)
         self.lanes = lanes
         self.backoff_base = backoff_base
         self.trigger_backoff_max = trigger_backoff_max
@@ -125,14 +125,13 @@ class Sender:
     @property
     def alert(self) -> Any:
         """The Alert new attempts go through (change it with set_alert)."""
-        with self._alert_lock:
-            return self._alert
+        return self._targets.alert
 
-    def set_alert(self, alert: Any) -> None:
-        """Send through `alert` from the next attempt on (a reload changed the PagerDuty
-        settings); an attempt in flight finishes, and is judged, with the alert it began with."""
-        with self._alert_lock:
-            self._alert = alert
+    def set_alert(self, alert: Any, changes: Any = None) -> None:
+        """Send through `alert` (change events through `changes`, a ChangeEvent) from the
+        next attempt on (a reload changed the PagerDuty settings); an attempt in flight
+        finishes, and is judged, with the alert it began with."""
+        self._targets.set(alert, changes)
 
     def wake(self) -> None:
         """New events were recorded: have lanes look at the outbox now (a trigger may go
@@ -249,7 +248,7 @@ class Sender:
 
     def _attempt(self, lane: Lane, item: OutboxItem) -> str:
         """One paced attempt at one event: SENT, DEAD_LETTER, RETRY, _REREAD or _STOP."""
-        event, alert = item.event, self.alert  # one alert for the whole attempt
+        event, alert = item.event, self._targets.of(item.event)  # one for the whole attempt
         pacer = self._pacers.of(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
             return _STOP if self._signals.out_of_time() else _REREAD
@@ -281,7 +280,7 @@ class Sender:
     def _deliver_from_memory(self, lane: Lane, held: MemoryItem) -> bool:
         """One paced attempt at an event kept in memory; its fate stays on the item (the
         recorder writes it with its change). False means stop."""
-        event, alert = held.event, self.alert  # one alert for the whole attempt
+        event, alert = held.event, self._targets.of(held.event)  # one for the whole attempt
         pacer = self._pacers.of(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
             self.memory.put_back(held)

@@ -64,6 +64,13 @@ def wrong_length(routing_key: str) -> str | None:
             "the Integration Key of the service's Events API integration")
 
 
+CHANGE_KINDS = ("reload", "maintenance", "silence", "remediation")
+ChangeKind = Annotated[
+    Literal["reload", "maintenance", "silence", "remediation"],
+    Says(f"must be one of {', '.join(CHANGE_KINDS)}, not {{value!r}}"),
+]
+
+
 def _routing_key(value: str | None) -> str | None:
     """Surrounding whitespace is not part of the key (a key file's newline, an env file's)."""
     if value is None:
@@ -109,12 +116,23 @@ class PagerDuty(Section):
     ] = Field(None, description="shown on incidents; when set, part of the default incident "
               "keys (else the hostname is)",
               json_schema_extra={DOC_DEFAULT: "this machine's FQDN, else its hostname"})
+    change_events: Annotated[
+        list[ChangeKind], Says(f"must be a list of {', '.join(CHANGE_KINDS)} — the changes to "
+                               "tell PagerDuty about, e.g. [reload, maintenance]"),
+    ] = Field(default_factory=list, description="send a PagerDuty Change Event when a reload "
+              "changes checks, a maintenance window or silence starts or ends, a remediation "
+              "ran (Events API v2 only)",
+              json_schema_extra={DOC_DEFAULT: "[] (none)"})
 
     @classmethod
     def rules(cls, data: dict[str, Any]) -> Iterable[tuple[tuple, str]]:
         if data.get("routing_key") is not None and data.get("routing_key_file") is not None:
             yield ("routing_key_file",), ("both routing_key and routing_key_file are set — "
                                           "keep only one")
+        if data.get("api") == "v1" and data.get("change_events"):
+            yield ("change_events",), ("change events need api v2 (the Change Events API "
+                                       "takes an Events API v2 routing key) — set api: v2, or "
+                                       "remove change_events")
 
 
 # --------------------------------------------------------------------------- heartbeat

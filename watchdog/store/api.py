@@ -131,6 +131,14 @@ class Store:
                     (item_id,) = self._append(db, [event])
                     tables.move_to_dead_letters(db, item_id, reason)
 
+    def queue(self, events: Sequence[Event], meta: dict[str, str] | None = None) -> list[int]:
+        """Queue events of no check (change events) with the meta that says they were
+        queued, atomically: a crash leaves both or neither. Returns the outbox ids."""
+        with self._transaction(f"queue {len(events)} events") as db:
+            for name, value in (meta or {}).items():
+                tables.set_meta(db, name, value)
+            return self._append(db, events)
+
     def get_meta(self, name: str) -> str | None:
         """A small fact about this state (e.g. where events were last delivered)."""
         with self._locked(f"read {name}"):
