@@ -58,6 +58,8 @@ class Check:
     depends_on: tuple[str, ...] = ()
     flapping: Flapping | None = None
     repeat_interval: float = 0.0
+    diagnose: Any = None  # a config.remediation.Action: run when it is about to page
+    remediate: Any = None  # an Action with its run rule: run before it pages
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from watchdog.notify import SystemdNotifier
 from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
 from watchdog.reloading import make_alert, read_reload, resync_delivery
+from watchdog.remediation import Remediated, Remedies
 from watchdog.reporting import (
     NO_KEY,
     Counts,
@@ -82,7 +83,9 @@ class Runner:
         self.sender = Sender(self.store, self._make_alert(config), on_result=self._on_sent)
         self.recorder = Recorder(self.store, self.sender)
         self.runtime = RuntimeFile(self.store.state_dir)
-        self.scheduler = Scheduler(self._on_result, workers=config.workers)
+        self.remedies = Remedies(self, on_remediated=self._on_remediated)
+        self.scheduler = Scheduler(self._on_result, workers=config.workers,
+                                   prepare=self.remedies.prepare)
         self.passive = PassiveFeed(self.store, self.scheduler.run_now)
         self.vitals = Vitals(self.scheduler, self.recorder, self.sender)
         self.reporter = Reporter(
@@ -349,6 +352,7 @@ class Runner:
                 self._unsaved[check.name] = (check.name, result, started)
             self.states[check.name] = after
             self.pending.pop(check.name, None)
+            asked.probe_now += self.remedies.judge(check, result.ok, after.triggered)
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned,
                                             held=asked.inputs.hold is not None)
@@ -366,6 +370,11 @@ class Runner:
         rows = list(self._unsaved.values())
         if self.recorder.write(lambda: self.store.record_results(rows)):
             self._unsaved.clear()
+
+    def _on_remediated(self, check: Check, outcome: Remediated) -> None:
+        """A remediation ran and the check said whether it helped (the change-event seam)."""
+        if self.metrics is not None:
+            self.metrics.remediation(check.name, "fixed" if outcome.fixed else "failed")
 
     def _on_sent(self, event: Event, outcome: str) -> None:
         """Count a delivery attempt (the sender's callback)."""

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from watchdog.config import remediation
 from watchdog.config.errors import did_you_mean
 from watchdog.config.fields import validate
 from watchdog.config.holds import dependency_problems
@@ -32,7 +33,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     key: ({} if key == "details" else field.default)
     for key, field in CheckSettings.model_fields.items()
 }
-_LATER_DEFAULTS = {"repeat_interval": 4 * 3600.0, "flapping": None}
+_LATER_DEFAULTS = {"repeat_interval": 4 * 3600.0, "flapping": None, "diagnose": None,
+                   "remediate": None}
 _SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 # json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
 # must stay byte-for-byte what they were (the store compares them across versions)
@@ -126,6 +128,10 @@ class CheckReader:
             self.build_probe(file, node, pairs, path, kind, valid)  # for its errors: all at once
             return
         settings = self.settings_of(fields)
+        if (message := remediation.after_problem(settings)) is not None:
+            where = ("remediate", "after")
+            self.report.error(file, locate(node, where), path + where, message)
+            return
         incident_key = fields.incident_key or default_incident_key(self.source, name)
         # fingerprint before build(): a probe may consume what it is given
         defined = {**settings, "depends_on": fields.depends_on} if fields.depends_on \
@@ -162,6 +168,8 @@ class CheckReader:
             details=dict(settings["details"]), source=self.source, fingerprint=fingerprint,
             origin=origin, depends_on=depends_on, repeat_interval=settings["repeat_interval"],
             flapping=Flapping(**flapping) if flapping else None,
+            diagnose=remediation.build(settings["diagnose"], file.folder),
+            remediate=remediation.build(settings["remediate"], file.folder),
         )
 
     def check_dependencies(self) -> None:
@@ -242,7 +250,7 @@ class CheckReader:
 def _setting(key: str, value: Any) -> Any:
     if key == "details" and value is None:
         return {}
-    if key == "flapping" and value is not None:
+    if key in ("flapping", "diagnose", "remediate") and value is not None:
         return value.model_dump()  # plain data: fingerprinted and copied like the rest
     return value
 

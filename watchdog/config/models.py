@@ -39,6 +39,7 @@ from watchdog.config.fields import (
     problem,
 )
 from watchdog.config.holds import FlappingSettings, Maintenance, RepeatInterval
+from watchdog.config.remediation import Diagnose, Remediate
 from watchdog.model import SEVERITIES
 
 MAX_NAME_CHARS = 200
@@ -268,6 +269,9 @@ class CheckSettings(Section):
         FlappingSettings | None,
         Says("must be a mapping, e.g. {{window: 21, high: 50%, low: 25%}} ({keys})"),
     ] = Field(None, description="flap detection, off unless set: {window, high, low}")
+    diagnose: Diagnose = Field(None, description="a command whose output goes with the trigger")
+    remediate: Remediate = Field(None, description="a command that may fix it before the page: "
+                                 "{command, after, max, within, timeout, env, cwd}")
 
 
 Name = Annotated[
