@@ -180,3 +180,17 @@ def test_diagnose_output_arrives_and_a_hung_diagnose_does_not_hold_the_page(tmp_
         assert diagnosis["output"] == "partial\n" and diagnosis["exit_code"] is None
         assert "check flag: diagnose timed out after 500ms; the page goes out" in proc.log()
         assert proc.stop() == 0
+
+
+def test_no_remediation_while_a_hold_explains_the_failure(tmp_path, pd):
+    config = write_config(
+        tmp_path, pd.url, "    remediate: {command: touch flag, after: 1}\n",
+        "maintenance:\n"
+        "  - {name: work, checks: flag, start: '2020-01-01T00:00', end: '2099-01-01T00:00'}\n")
+    with Watchdog(config, env=ENV) as proc:
+        proc.wait_log("check flag: remediation not run while held: maintenance work")
+        proc.wait_log("held (failing 4/3)")  # more due runs: still none, said once
+        assert not (tmp_path / "flag").exists()  # nobody's restart fought the person at work
+        assert proc.log().count("remediation not run") == 1
+        assert proc.stop() == 0
+    assert triggers(pd) == []

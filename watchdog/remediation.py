@@ -170,7 +170,7 @@ class Remedies:
         self._runs: dict[str, list[RemediationRun]] = {}
         self._just_ran: dict[str, RemediationRun] = {}  # its result is on its way
         self._awaiting: dict[str, RemediationRun] = {}  # has it helped? the next results say
-        self._exhausted: set[str] = set()  # said once per failure streak
+        self._said: dict[str, str] = {}  # why a due run did not happen, said once per streak
         try:
             stored = runner.store.remediations(time.time() - self.keep(runner.config.checks))
         except StoreError as exc:
@@ -205,7 +205,12 @@ class Remedies:
         if check.remediate is not None and not result.ok:
             times = [run.ran_at for run in self.runs(check.name)]
             decision = due(before.failures + 1, check.remediate, times, now)
-            if decision == EXHAUSTED:
+            if decision == RUN and holds:
+                # Maintenance, a silence or a failing parent explains the failure: a restart
+                # would fight the person at work, or cannot help.
+                decision = NOT_DUE
+                self._say_once(check, f"remediation not run while held: {holds[0].reason}")
+            elif decision == EXHAUSTED:
                 self._say_exhausted(check, times, now)
         inputs = Inputs(now=now, hold=holds[0] if holds else None)
         pages = would_trigger(before, result, policy, inputs)
@@ -216,12 +221,12 @@ class Remedies:
     def judge(self, check: Check, ok: bool, triggered: bool) -> list[str]:
         """After a result was judged: the checks to probe at once (this one, right after a
         run), and whether a run helped: a pass before the page (fixed), or the page."""
-        if check.remediate is None or not (self._just_ran or self._awaiting or self._exhausted):
+        if check.remediate is None or not (self._just_ran or self._awaiting or self._said):
             return []  # nearly every result: no lock taken
         name = check.name
         with self._lock:
             if ok:
-                self._exhausted.discard(name)
+                self._said.pop(name, None)
             ran = self._just_ran.pop(name, None)
             if ran is not None:
                 earlier = self._awaiting.pop(name, None)
@@ -248,17 +253,20 @@ class Remedies:
         self._on_remediated(check, Remediated(run, fixed, command))
 
     def _say_exhausted(self, check: Check, times: list[float], now: float) -> None:
-        with self._lock:
-            if check.name in self._exhausted:
-                return
-            self._exhausted.add(check.name)
         action = check.remediate
         allowed = next_allowed(times, action, now)
-        log.warning("check %s: remediation exhausted: ran %s in the last %s (max %d); not run "
-                    "again before %s", check.name, plural(len(recent(times, action.within, now)),
-                                                          "time"),
-                    describe_window(action.within), action.max,
-                    format_time(allowed or now, seconds=True))
+        ran = plural(len(recent(times, action.within, now)), "time")
+        self._say_once(check, f"remediation exhausted: ran {ran} in the last "
+                       f"{describe_window(action.within)} (max {action.max}); not run again "
+                       f"before {format_time(allowed or now, seconds=True)}")
+
+    def _say_once(self, check: Check, why: str) -> None:
+        """Log why a due run did not happen, once per failure streak."""
+        with self._lock:
+            if self._said.get(check.name) == why.partition(":")[0]:
+                return
+            self._said[check.name] = why.partition(":")[0]
+        log.warning("check %s: %s", check.name, why)
 
     # --- a worker thread -----------------------------------------------------------------
 
