@@ -314,3 +314,18 @@ def test_the_scheduler_runs_the_follow_up_on_the_pool_and_keeps_the_result_if_it
         sched.shutdown(5)
     assert dict(seen) == {"a": "down, diagnosed", "b": "down", "c": "down"}
     assert threads and all(name.startswith("probe") for name in threads)
+
+
+def test_status_reads_a_state_file_older_than_the_table(tmp_path):
+    """An older runner still running (schema 4): status shows no runs, and no error."""
+    import sqlite3
+
+    Store(str(tmp_path)).close()
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.executescript("DROP TABLE remediations; PRAGMA user_version=4;")
+    conn.close()
+    with Store(str(tmp_path), readonly=True) as store:
+        assert remediation.stored_runs(store, (), 1000.0) == []
+    with Store(str(tmp_path)) as store:  # the new runner's start migrates it
+        store.remediation_started("web", 999.0, 0.0)
+        assert [run.check for run in remediation.stored_runs(store, (), 1000.0)] == ["web"]

@@ -194,6 +194,8 @@ class Remedies:
         """The blocking work this result needs before it is judged, or None (most)."""
         if check.remediate is None and check.diagnose is None:
             return None
+        if result.ok and (check.diagnose is None or check.flapping is None):
+            return None  # a pass triggers only a flapping check, and never remediates
         runner, now = self._runner, time.time()
         with runner._lock:
             current = runner.checks.get(check.name)
@@ -319,6 +321,15 @@ class Remedies:
 
 
 # --------------------------------------------------------------------------- status
+
+
+def stored_runs(store: Any, checks: Sequence[Check], now: float) -> list[RemediationRun]:
+    """The runs `status` shows; none from a state file older than the table (a runner of
+    an older version still running: it has made none)."""
+    try:
+        return store.remediations(now - Remedies.keep(checks))
+    except StoreError:
+        return []
 
 
 def status_entry(check: Check | None, runs: Sequence[RemediationRun], now: float

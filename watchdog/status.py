@@ -37,7 +37,7 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
         outbox = store.outbox_stats(now)
         dead = store.dead_letters(limit=20)
         silences = store.silences(now)
-        runs = store.remediations(now - remediation.Remedies.keep(checks or ()))
+        runs = remediation.stored_runs(store, checks or (), now)
     finally:
         store.close()
     live = runtime.read(state_dir)
