@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,15 @@ from watchdog.config import ConfigError, load
 from watchdog.config.remediation import Action
 from watchdog.model import Check, CheckState, Inputs, Policy, ProbeResult
 from watchdog.remediation import EXHAUSTED, NOT_DUE, RUN, due, history, next_allowed
+from watchdog.runner import Runner
 from watchdog.scheduler import Scheduler
 from watchdog.store import RemediationRun, Store
 
 pytestmark = pytest.mark.timeout(60)
 
 HOUR = 3600.0
+FAIL = ProbeResult(ok=False, summary="down")
+OK = ProbeResult(ok=True, summary="up")
 
 
 def action(after: int = 2, max_runs: int = 2, within: float = HOUR, argv=("true",),
@@ -329,3 +333,80 @@ def test_status_reads_a_state_file_older_than_the_table(tmp_path):
     with Store(str(tmp_path)) as store:  # the new runner's start migrates it
         store.remediation_started("web", 999.0, 0.0)
         assert [run.check for run in remediation.stored_runs(store, (), 1000.0)] == ["web"]
+
+
+# --------------------------------------------------------------------------- in the runner
+
+
+def drive(runner, check, result):
+    """What the scheduler does with one result: prepare, the follow-up, then on_result."""
+    work = runner.remedies.prepare(check, result)
+    if work is not None:
+        result = work()
+    now = time.time()
+    runner._on_result(check, result, now, now)
+    return result
+
+
+def test_in_the_runner_a_pass_after_a_run_is_fixed_and_a_page_is_failed(tmp_path):
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        "state_dir: ./state\ndefaults: {interval: 1h, fail_after: 3}\n"
+        "checks:\n  - name: web\n    command: 'false'\n"
+        "    remediate: {command: [sh, -c, 'echo restarted'], after: 1, max: 1, timeout: 20s}\n"
+        "    diagnose: [sh, -c, 'echo looked']\n")
+    runner = Runner(load(str(config)))
+    verdicts: list[tuple[str, bool, int | None]] = []
+    runner.remedies._on_remediated = lambda check, outcome: verdicts.append(
+        (check.name, outcome.fixed, outcome.run.exit_code))
+    runner.start()
+    try:
+        check = runner.checks["web"]
+        assert runner._longest_timeout() == 30.0  # remediation and diagnose, one after the other
+        drive(runner, check, FAIL)  # run 1 of 1
+        assert [run.exit_code for run in runner.remedies.runs("web")] == [0]
+        assert verdicts == []  # its result is the one that asked for it: not the verdict
+        drive(runner, check, OK)
+        assert verdicts == [("web", True, 0)]
+        drive(runner, check, FAIL)  # due again, but max 1 in 1h: exhausted, nothing runs
+        drive(runner, check, FAIL)
+        paged = drive(runner, check, FAIL)
+        assert runner.states["web"].triggered and len(runner.remedies.runs("web")) == 1
+        assert paged.details["diagnosis"]["output"] == "looked\n"
+        assert paged.details["remediation"]["exhausted"] is True
+        assert paged.details["remediation"]["runs"][0]["output"] == "restarted\n"
+        assert verdicts == [("web", True, 0)]  # no run since: nothing more to judge
+        stored = runner.store.load_checks()["web"]
+        assert stored.last_result["details"]["diagnosis"]["output"] == "looked\n"
+    finally:
+        runner.stop_requested.set()
+        runner.shutdown()
+    with Store(str(tmp_path / "state")) as store:
+        [run] = store.remediations(0.0)
+        assert run.exit_code == 0 and run.output == "restarted\n" and run.finished_at
+
+
+def test_in_the_runner_a_run_that_did_not_help_is_judged_at_the_page(tmp_path):
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        "state_dir: ./state\ndefaults: {interval: 1h, fail_after: 3}\n"
+        "checks:\n  - name: web\n    command: 'false'\n"
+        "    remediate: {command: 'false', after: 2, max: 5}\n")
+    runner = Runner(load(str(config)))
+    verdicts: list[bool] = []
+    runner.remedies._on_remediated = lambda check, outcome: verdicts.append(outcome.fixed)
+    runner.start()
+    try:
+        check = runner.checks["web"]
+        drive(runner, check, FAIL)
+        drive(runner, check, FAIL)  # run 1
+        assert verdicts == []
+        drive(runner, check, FAIL)  # the page: run 1 did not help
+        assert runner.states["web"].triggered and verdicts == [False]
+        drive(runner, check, FAIL)  # run 2, after the page
+        drive(runner, check, FAIL)  # still triggered and failing: did not help either
+        assert verdicts == [False, False]
+        assert [run.exit_code for run in runner.remedies.runs("web")] == [1, 1]
+    finally:
+        runner.stop_requested.set()
+        runner.shutdown()

@@ -80,6 +80,13 @@ def would_trigger(before: CheckState, result: ProbeResult, policy: Policy,
 # --------------------------------------------------------------------------- running
 
 
+def longest_run(check: Check) -> float:
+    """The longest one job of this check may hold a worker: its probe, or its remediation
+    and diagnose one after the other (for the runner's health: a busy pool is no wedge)."""
+    follow = sum(action.timeout for action in (check.diagnose, check.remediate) if action)
+    return max(check.timeout, follow)
+
+
 def run_action(action: Action, secrets: frozenset[str]) -> tuple[int | None, str, float, str]:
     """(exit code or None, output, seconds taken, what went wrong or "") of one run."""
     began = time.monotonic()

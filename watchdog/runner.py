@@ -22,7 +22,7 @@ from watchdog.notify import SystemdNotifier
 from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
 from watchdog.reloading import make_alert, read_reload, resync_delivery
-from watchdog.remediation import Remediated, Remedies
+from watchdog.remediation import Remediated, Remedies, longest_run
 from watchdog.reporting import (
     NO_KEY,
     Counts,
@@ -182,7 +182,7 @@ class Runner:
         return self.vitals.degraded()
 
     def _longest_timeout(self) -> float:
-        return max((check.timeout for check in self.config.checks), default=0.0)
+        return max((longest_run(check) for check in self.config.checks), default=0.0)
 
     def _housekeeping(self) -> None:
         """Check the state files, write what waits in memory and the batched results; refresh
