@@ -101,7 +101,7 @@ def test_a_remediation_that_does_not_help_goes_with_the_page(tmp_path, pd):
         assert "error" not in diagnosis
         assert remediations(proc, "failed") == 1.0
         # the second run (at 4 failures in a row) goes too; diagnose stays at one per incident
-        proc.wait_log("remediation 2/2 in 1h")
+        proc.wait_log("failing 4 in a row: remediation 2/2 in 1h")
         proc.wait_log("remediation exhausted")
         (tmp_path / "flag").touch()
         pd.wait_for(lambda: pd.actions_for(KEY) == ["trigger", "resolve"], timeout=15)

@@ -225,7 +225,8 @@ class Remedies:
         pages = would_trigger(before, result, policy, inputs)
         if decision != RUN and not pages:
             return None
-        return functools.partial(self._work, check, result, decision == RUN, pages)
+        failures = before.failures + 1 if decision == RUN else 0
+        return functools.partial(self._work, check, result, failures, pages)
 
     def judge(self, check: Check, ok: bool, triggered: bool) -> list[str]:
         """After a result was judged: the checks to probe at once (this one, right after a
@@ -279,10 +280,12 @@ class Remedies:
 
     # --- a worker thread -----------------------------------------------------------------
 
-    def _work(self, check: Check, result: ProbeResult, remediate: bool, pages: bool
+    def _work(self, check: Check, result: ProbeResult, failures: int, pages: bool
               ) -> ProbeResult:
-        if remediate:
-            self._remediate(check)
+        """Remediate (when `failures` in a row made a run due), then diagnose and say what
+        the page carries (when this result opens an incident)."""
+        if failures:
+            self._remediate(check, failures)
         if not pages:
             return result
         secrets = self._runner.config.secrets
@@ -296,21 +299,23 @@ class Remedies:
         extra = page_details(diagnosed, remediated)
         return replace(result, details={**result.details, **extra})
 
-    def _remediate(self, check: Check) -> RemediationRun:
+    def _remediate(self, check: Check, failures: int) -> RemediationRun:
         """Count the run (durably, first), run it, record how it ended."""
         action, name, store = check.remediate, check.name, self._runner.store
         ran_at = time.time()
+        forget_before = ran_at - self.keep(self._runner.config.checks)
         with self._lock:
-            runs = self._runs.setdefault(name, [])
+            runs = [run for run in self._runs.get(name, ()) if run.ran_at >= forget_before]
             runs.append(RemediationRun(name, ran_at))
+            self._runs[name] = runs
             count = len(recent([run.ran_at for run in runs], action.within, ran_at))
         try:
-            store.remediation_started(name, ran_at, ran_at - self.keep(self._runner.config.checks))
+            store.remediation_started(name, ran_at, forget_before)
         except StoreError as exc:
             log.warning("check %s: the remediation run could not be recorded (%s); it is "
                         "counted in memory only", name, exc)
-        log.warning("check %s: failing %s in a row: remediation %d/%d in %s: %s", name,
-                    check.remediate.after, count, action.max, describe_window(action.within),
+        log.warning("check %s: failing %d in a row: remediation %d/%d in %s: %s", name,
+                    failures, count, action.max, describe_window(action.within),
                     action.text)
         code, output, took, error = run_action(action, self._runner.config.secrets)
         run = RemediationRun(name, ran_at, ran_at + took, code, f"{error}\n{output}".strip()
