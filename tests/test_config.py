@@ -332,14 +332,14 @@ def test_unknown_keys_at_every_level(cfg):
         "w.yaml:11: defaults.timout: unknown key 'timout' — did you mean 'timeout'?",
         "w.yaml:12: defaults.incident_key: unknown key 'incident_key' (it is per check, not a "
         "default) — allowed here: interval, timeout, fail_after, recover_after, retry_interval, "
-        "severity, details, repeat_interval, flapping, component, group, class, links, images, "
-        "runbook",
+        "severity, details, repeat_interval, flapping, diagnose, remediate, component, group, "
+        "class, links, images, runbook",
         "w.yaml:16: checks[0].fail_afterr: unknown key 'fail_afterr' — did you mean "
         "'fail_after'?",
         "w.yaml:17: checks[0].zzz: unknown key 'zzz' — allowed here: name, interval, timeout, "
         "fail_after, recover_after, retry_interval, severity, details, repeat_interval, "
-        "flapping, component, group, class, links, images, runbook, depends_on, incident_key, "
-        "fake, "
+        "flapping, diagnose, remediate, component, group, class, links, images, runbook, "
+        "depends_on, incident_key, fake, "
         "fake_level, other, other_opt",
     ]
 

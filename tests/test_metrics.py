@@ -364,6 +364,9 @@ class Reference:
         self.held = Gauge("pd_watchdog_state_unrecorded_changes",
                           "State changes kept in memory because the state file could not take "
                           "them.", registry=r)
+        self.remediations = Counter(
+            "pd_watchdog_remediations", "Remediation runs, by whether the check passed again "
+            "before paging (fixed) or not (failed).", ["check", "outcome"], registry=r)
         self.info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
         self.checks = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
         self.pending_checks = Gauge(
@@ -415,6 +418,12 @@ class Reference:
             with contextlib.suppress(KeyError):
                 metric.remove(name)
         self.scheduler.pop(name, None)
+        for outcome in ("fixed", "failed"):
+            with contextlib.suppress(KeyError):
+                self.remediations.remove(name, outcome)
+
+    def remediation(self, name, outcome):
+        self.remediations.labels(name, outcome).inc()
 
     def event_outcome(self, action, outcome):
         self.events.labels(action, outcome).inc()
@@ -457,6 +466,8 @@ def feed(*sinks) -> None:
                 sink.set_skipped(ODD[(k // 9) % len(ODD)], k, 2 * k + 1)
             if k % 31 == 0:
                 sink.event_outcome("resolve", "retry")
+            if k % 13 == 0:
+                sink.remediation(name, "fixed" if k % 2 else "failed")
     for sink in sinks:
         sink.set_skipped("only-scheduled", 4, 0)  # no result yet: skipped/missed only
         sink.observe_result("a-million", ProbeResult(ok=False, summary="", latency=2.0),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -60,6 +60,20 @@ class Dispatch:
     def shutdown(self) -> None:
         """Take no more blocking probes; those still queued are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def follow_up(self, check: Check, result: ProbeResult,
+                        work: Callable[[], ProbeResult]) -> ProbeResult:
+        """Run a result's blocking follow-up (a check's diagnose or remediation) on the pool;
+        its result, or the probe's own if the follow-up raised."""
+        self.busy_workers += 1
+        try:
+            return await self._loop.run_in_executor(self._pool, work)
+        except Exception:
+            log.exception("check %s: its diagnose or remediation raised", check.name)
+            return result
+        finally:
+            self.busy_workers -= 1
+            self.last_finished = time.monotonic()
 
     async def _in_worker(self, check: Check) -> ProbeResult | None:
         self.busy_workers += 1

@@ -32,6 +32,7 @@ may hold secrets.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -55,6 +56,7 @@ PROBE_BUCKETS = (0.01, 0.1, 0.5, 2.5, 10)
 prometheus_client.metrics._use_created = False
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 OUTCOMES = ("sent", "retry", "dead_letter")  # watchdog.sender's SENT / RETRY / DEAD_LETTER
+REMEDIATION_OUTCOMES = ("fixed", "failed")  # passed again before paging, or not
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -188,6 +190,10 @@ class Metrics:
             "State changes kept in memory because the state file could not take them.",
             registry=r,
         )
+        self._remediations = Counter(
+            "pd_watchdog_remediations", "Remediation runs, by whether the check passed again "
+            "before paging (fixed) or not (failed).", ["check", "outcome"], registry=r,
+        )
         self._info = Info("pd_watchdog", "The running pd-watchdog.", registry=r)
         self._count = Gauge("pd_watchdog_checks", "Checks configured.", registry=r)
         self._pending_checks = Gauge(
@@ -250,6 +256,11 @@ class Metrics:
         """Count one delivery attempt (Sender's on_result)."""
         self._events.labels(action, outcome).inc()
 
+    def remediation(self, check_name: str, outcome: str) -> None:
+        """Count one remediation run once the check said whether it helped (an outcome of
+        REMEDIATION_OUTCOMES)."""
+        self._remediations.labels(check_name, outcome).inc()
+
     def set_outbox(self, stats: dict[str, Any]) -> None:
         """Copy Store.outbox_stats()."""
         self._pending.set(stats.get("pending") or 0)
@@ -269,6 +280,9 @@ class Metrics:
         """Drop a removed check's series, so dashboards don't show it frozen forever."""
         with self._lock:
             self._checks.pop(check_name, None)
+        for outcome in REMEDIATION_OUTCOMES:
+            with contextlib.suppress(KeyError):
+                self._remediations.remove(check_name, outcome)
 
     def set_info(self, version: str, checks: int, dry_run: bool) -> None:
         """pd_watchdog_info{version, dry_run} 1 and pd_watchdog_checks."""

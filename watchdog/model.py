@@ -75,6 +75,8 @@ class Check:
     flapping: Flapping | None = None
     repeat_interval: float = 0.0
     page: Page = NO_PAGE
+    diagnose: Any = None  # a config.remediation.Action: run when it is about to page
+    remediate: Any = None  # an Action with its run rule: run before it pages
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from watchdog.page import History, enrich
 from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
 from watchdog.reloading import make_alert, make_changes, read_reload, resync_delivery
+from watchdog.remediation import Remediated, Remedies, longest_run
 from watchdog.reporting import (
     NO_KEY,
     Counts,
@@ -86,7 +87,9 @@ class Runner:
         self.recorder = Recorder(self.store, self.sender)
         self.changes = ChangeNotes(self.recorder, self.store)  # change events (changes.py)
         self.runtime = RuntimeFile(self.store.state_dir)
-        self.scheduler = Scheduler(self._on_result, workers=config.workers)
+        self.remedies = Remedies(self, on_remediated=self._on_remediated)
+        self.scheduler = Scheduler(self._on_result, workers=config.workers,
+                                   prepare=self.remedies.prepare)
         self.passive = PassiveFeed(self.store, self.scheduler.run_now)
         self.vitals = Vitals(self.scheduler, self.recorder, self.sender)
         self.reporter = Reporter(
@@ -186,7 +189,7 @@ class Runner:
         return self.vitals.degraded()
 
     def _longest_timeout(self) -> float:
-        return max((check.timeout for check in self.config.checks), default=0.0)
+        return max((longest_run(check) for check in self.config.checks), default=0.0)
 
     def _housekeeping(self) -> None:
         """Check the state files, write what waits in memory and the batched results; refresh
@@ -363,6 +366,7 @@ class Runner:
                 self._unsaved[check.name] = (check.name, result, started)
             self.states[check.name] = after
             self.pending.pop(check.name, None)
+            asked.probe_now += self.remedies.judge(check, result.ok, after.triggered)
             if self.metrics is not None:
                 self.metrics.observe_result(check.name, result, after, lag=started - planned,
                                             held=asked.inputs.hold is not None)
@@ -380,6 +384,11 @@ class Runner:
         rows = list(self._unsaved.values())
         if self.recorder.write(lambda: self.store.record_results(rows)):
             self._unsaved.clear()
+
+    def _on_remediated(self, check: Check, outcome: Remediated) -> None:
+        """A remediation ran and the check said whether it helped (the change-event seam)."""
+        if self.metrics is not None:
+            self.metrics.remediation(check.name, "fixed" if outcome.fixed else "failed")
 
     def _on_sent(self, event: Event, outcome: str) -> None:
         """Count a delivery attempt (the sender's callback)."""

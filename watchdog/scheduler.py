@@ -39,6 +39,10 @@ CALL_TIMEOUT = 30.0  # seconds another thread waits for the loop to apply set_ch
 # epoch, returns the seconds within which the check should run again (its retry_interval while
 # failing), or None to keep its interval. The scheduler applies it: no call back into it.
 ResultHandler = Callable[[Check, ProbeResult, float, float], float | None]
+# prepare(check, result), on the loop thread before on_result: None (nearly always), or the
+# blocking work the result needs first (watchdog.remediation), run on the pool; what it
+# returns is the result on_result gets.
+Preparer = Callable[[Check, ProbeResult], Callable[[], ProbeResult] | None]
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,10 @@ class Scheduler:
     (a sooner next run, or None) is applied there.
     """
 
-    def __init__(self, on_result: ResultHandler, *, workers: int = 64) -> None:
+    def __init__(self, on_result: ResultHandler, *, workers: int = 64,
+                 prepare: Preparer | None = None) -> None:
         self._on_result = on_result
+        self._prepare = prepare
         self.workers = workers
         self._loop = aio.new_event_loop()
         self._dispatch = Dispatch(self._loop, workers)
@@ -308,6 +314,9 @@ class Scheduler:
             if self._discard(check, result, began):
                 return
             self._pauses.reset(check.name)
+            work = self._prepare(check, result) if self._prepare is not None else None
+            if work is not None:
+                result = await self._dispatch.follow_up(check, result, work)
             sooner = self._on_result(check, result, planned, started)
             if sooner is not None:
                 self._sooner(check.name, sooner)

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from watchdog import runtime, status_holds
+from watchdog import remediation, runtime, status_holds
 from watchdog.durations import format_duration, format_time
 from watchdog.holds import Window
 from watchdog.logs import mask, mask_data
@@ -37,6 +37,7 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
         outbox = store.outbox_stats(now)
         dead = store.dead_letters(limit=20)
         silences = store.silences(now)
+        runs = remediation.stored_runs(store, checks or (), now)
     finally:
         store.close()
     live = runtime.read(state_dir)
@@ -45,6 +46,8 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
         _row(name, configured.get(name), stored.get(name), live, now)
         for name in list(configured) + sorted(set(stored) - set(configured))
     ]
+    for row in rows:
+        row["remediation"] = remediation.status_entry(configured.get(row["name"]), runs, now)
     if checks is None:
         for row in rows:
             row["configured"] = None
@@ -149,6 +152,7 @@ def _state_text(row: dict[str, Any], now: float) -> str:
     if row.get("failing_since") and row["failures"]:
         state += (f", failing since {_clock(row['failing_since'])} "
                   f"({plural(row['failures'], 'result')})")
+    state += remediation.status_text(row.get("remediation"), now)
     if row.get("unrecorded"):
         state += " (in memory only)"
     if row["configured"] is False:

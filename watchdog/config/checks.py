@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError, create_model
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from watchdog.config import remediation
 from watchdog.config.errors import did_you_mean
 from watchdog.config.fields import Section, validate
 from watchdog.config.holds import dependency_problems
@@ -34,7 +35,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     key: ({} if key == "details" else field.default)
     for key, field in CheckSettings.model_fields.items()
 }
-_LATER_DEFAULTS = {"repeat_interval": 4 * 3600.0, "flapping": None}
+_LATER_DEFAULTS = {"repeat_interval": 4 * 3600.0, "flapping": None, "diagnose": None,
+                   "remediate": None}
 _SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 # json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
 # must stay byte-for-byte what they were (the store compares them across versions)
@@ -135,6 +137,10 @@ class CheckReader:
             self.build_probe(file, node, pairs, path, kind, valid)  # for its errors: all at once
             return
         settings = self.settings_of(fields)
+        if (message := remediation.after_problem(settings)) is not None:
+            where = ("remediate", "after")
+            self.report.error(file, locate(node, where), path + where, message)
+            return
         incident_key = fields.incident_key or default_incident_key(self.key_source, name)
         # fingerprint before build(): a probe may consume what it is given. What the page
         # shows (links, component...) is no part of it: changing a link restarts no counts.
@@ -175,6 +181,8 @@ class CheckReader:
             details=dict(settings["details"]), source=self.source, fingerprint=fingerprint,
             origin=origin, depends_on=depends_on, repeat_interval=settings["repeat_interval"],
             flapping=Flapping(**flapping) if flapping else None, page=page,
+            diagnose=remediation.build(settings["diagnose"], file.folder),
+            remediate=remediation.build(settings["remediate"], file.folder),
         )
 
     def check_dependencies(self) -> None:
@@ -277,7 +285,7 @@ def _whole_check(kind: str, module: Any, common: dict[str, Any], options: dict[s
 def _setting(key: str, value: Any) -> Any:
     if key == "details" and value is None:
         return {}
-    if key == "flapping" and value is not None:
+    if key in ("flapping", "diagnose", "remediate") and value is not None:
         return value.model_dump()  # plain data: fingerprinted and copied like the rest
     return value
 

@@ -40,6 +40,7 @@ from watchdog.config.fields import (
 )
 from watchdog.config.holds import FlappingSettings, Maintenance, RepeatInterval
 from watchdog.config.page import with_page_fields
+from watchdog.config.remediation import Diagnose, Remediate
 from watchdog.model import SEVERITIES
 
 MAX_NAME_CHARS = 200
@@ -288,6 +289,9 @@ class CheckSettings(Section):
         FlappingSettings | None,
         Says("must be a mapping, e.g. {{window: 21, high: 50%, low: 25%}} ({keys})"),
     ] = Field(None, description="flap detection, off unless set: {window, high, low}")
+    diagnose: Diagnose = Field(None, description="a command whose output goes with the trigger")
+    remediate: Remediate = Field(None, description="a command that may fix it before the page: "
+                                 "{command, after, max, within, timeout, env, cwd}")
 
 
 CheckSettings = with_page_fields(CheckSettings)  # component, group, class, links, images, runbook

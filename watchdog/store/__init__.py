@@ -31,6 +31,7 @@ from watchdog.store.records import (
     SENT,
     Deferred,
     OutboxItem,
+    RemediationRun,
     StoredCheck,
     lane_hash,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SENT",
     "Deferred",
     "OutboxItem",
+    "RemediationRun",
     "Store",
     "StoreError",
     "StoreLocked",

@@ -14,8 +14,16 @@ from typing import Any
 from watchdog.holds import Silence
 from watchdog.model import CheckState, Event, ProbeResult
 from watchdog.reports import Record, Report, fold
-from watchdog.store import passive, silences, tables
-from watchdog.store.records import DEAD, DRY_RUN, SENT, Deferred, OutboxItem, StoredCheck
+from watchdog.store import passive, remediations, silences, tables
+from watchdog.store.records import (
+    DEAD,
+    DRY_RUN,
+    SENT,
+    Deferred,
+    OutboxItem,
+    RemediationRun,
+    StoredCheck,
+)
 from watchdog.store.sqlite import SqliteFile
 
 KEEP_ENDED_SILENCES = 7 * 86400.0  # for `pd-watchdog silences --all`
@@ -147,6 +155,24 @@ class Store:
     def set_meta(self, name: str, value: str) -> None:
         with self._transaction(f"write {name}") as db:
             tables.set_meta(db, name, value)
+
+    # ------------------------------------------------------------- remediations
+
+    def remediation_started(self, check: str, ran_at: float, forget_before: float) -> None:
+        """Count a run before it starts (a runner that dies in it still counted it); drop
+        runs that started before `forget_before` (no window reaches back that far)."""
+        with self._transaction("record a remediation") as db:
+            remediations.insert(db, check, ran_at)
+            remediations.prune(db, forget_before)
+
+    def remediation_finished(self, run: RemediationRun) -> None:
+        with self._transaction("record a remediation's end") as db:
+            remediations.finish(db, run)
+
+    def remediations(self, since: float) -> list[RemediationRun]:
+        """Runs started at `since` or later, oldest first."""
+        with self._locked("read remediations"):
+            return remediations.select(self._db, since)
 
     # ----------------------------------------------------------------- silences
 

@@ -67,3 +67,15 @@ class OutboxItem:
 def lane_hash(incident_key: str) -> int:
     """Stable across processes and Python versions (unlike hash()), so lanes never reshuffle."""
     return zlib.crc32(incident_key.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class RemediationRun:
+    """One run of a check's `remediate:` command; finished_at and exit_code are None while
+    it runs (or when the runner died in it), exit_code also when it timed out."""
+
+    check: str
+    ran_at: float
+    finished_at: float | None = None
+    exit_code: int | None = None
+    output: str = ""

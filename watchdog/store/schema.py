@@ -78,6 +78,18 @@ VERSIONS: dict[int, tuple[str, ...]] = {
             seq        INTEGER NOT NULL
         )""",
     ),
+    5: (
+        # Remediation runs (`remediate:`): counted across restarts, so a restart cannot turn
+        # `max` into a restart loop. finished_at is NULL while one runs (or if we died in it).
+        """CREATE TABLE IF NOT EXISTS remediations (
+            check_name  TEXT NOT NULL,
+            ran_at      REAL NOT NULL,
+            finished_at REAL,
+            exit_code   INTEGER,
+            output      TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (check_name, ran_at)
+        )""",
+    ),
 }
 
 SCHEMA_VERSION = max(VERSIONS)
