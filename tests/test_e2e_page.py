@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fakepd import FakePagerDuty
-from procs import ROOT, ROUTING_KEY, Watchdog
+from procs import ROOT, ROUTING_KEY, Watchdog, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -99,12 +99,16 @@ def test_failing_since_and_the_count_survive_a_restart(tmp_path, pd):
     import datetime as dt
 
     config = write_config(tmp_path, pd.url)
-    config.write_text(config.read_text().replace("fail_after: 2", "fail_after: 15"))
+    config.write_text(config.read_text().replace("fail_after: 2", "fail_after: 30"))
     dog = Watchdog(config, env=ENV)
     try:
         dog.start()
-        dog.wait_log("failing 8/15", timeout=20)
+        dog.wait_log("failing 3/30", timeout=20)
         dog.stop()
+        assert pd.events == []  # the first run did not page: the second one will
+        stopped = time.time()
+        # Times on a page are to the second: start again in a later one than any of run 1's.
+        wait_for(lambda: time.time() >= int(stopped) + 1, timeout=3, what="the next second")
         restarted = time.time()
         dog.start()
         dog.wait_started()
@@ -114,7 +118,7 @@ def test_failing_since_and_the_count_survive_a_restart(tmp_path, pd):
     details = pd.events[0]["body"]["payload"]["custom_details"]
     since = dt.datetime.fromisoformat(details["failing_since"].replace("Z", "+00:00"))
     assert since.timestamp() < int(restarted)  # from the first run, kept in the state file
-    assert details["failing_results"] == 15
+    assert details["failing_results"] == 30
     assert details["recent_results"][-1]["summary"] == "DISK CRITICAL - / is 97% full"
 
 

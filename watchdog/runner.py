@@ -323,6 +323,8 @@ class Runner:
                 log_reconciled(name, events, changed=name in plan.changed and bool(known))
                 if name in plan.changed or name not in self.checks:
                     self.pending[name] = now if since is None else since
+                if name in plan.changed:
+                    self.history.forget(name)  # its counts restart, and so does failing-since
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
