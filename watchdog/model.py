@@ -194,6 +194,12 @@ class Event:
     images: tuple[dict[str, str], ...] = ()
     timestamp: float | None = None
 
+    def __post_init__(self) -> None:
+        # One spelling of the sequences (a list from JSON, a tuple from code) so events compare.
+        for key in _SEQUENCES:
+            if not isinstance(getattr(self, key), tuple):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # Newer fields only when set: outbox rows stay small and older versions read them.
@@ -207,8 +213,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        sequences = {key: tuple(data[key]) for key in _SEQUENCES if key in data}
-        return cls(**{**data, **sequences}) if sequences else cls(**data)
+        return cls(**data)
 
 
 _OPTIONAL_EVENT: dict[str, Any] = {

@@ -162,6 +162,15 @@ class Remediated:
     fixed: bool
     command: str
 
+    def change_note(self) -> tuple[str, dict[str, Any]]:
+        """(summary, details) of the change event a run is told as (changes.remediation)."""
+        how = "timed out or failed to start" if self.run.exit_code is None \
+            else f"exited {self.run.exit_code}"
+        came = "the check passes again" if self.fixed else "the check still fails"
+        summary = f"{self.run.check}: remediation `{self.command}` {how}; {came}"
+        return summary, {"command": self.command, "fixed": self.fixed,
+                         **_run_entry(self.run)}
+
 
 # --------------------------------------------------------------------------- the runner's
 

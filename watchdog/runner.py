@@ -388,9 +388,10 @@ class Runner:
             self._unsaved.clear()
 
     def _on_remediated(self, check: Check, outcome: Remediated) -> None:
-        """A remediation ran and the check said whether it helped (the change-event seam)."""
+        """A remediation ran and the check said whether it helped: a metric, a change event."""
         if self.metrics is not None:
             self.metrics.remediation(check.name, "fixed" if outcome.fixed else "failed")
+        self.changes.remediation(check.name, *outcome.change_note())
 
     def _on_sent(self, event: Event, outcome: str) -> None:
         """Count a delivery attempt (the sender's callback)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from watchdog.config.models import MAX_INCIDENT_KEY_CHARS, Address, PushSettings, Settings
+from watchdog.config.listen import Address
+from watchdog.config.models import MAX_INCIDENT_KEY_CHARS, PushSettings, Settings
 from watchdog.holds import Window
 from watchdog.model import Check
 
