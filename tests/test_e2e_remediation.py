@@ -77,6 +77,31 @@ def test_a_remediation_that_fixes_the_target_prevents_the_page(tmp_path, pd):
     assert "remediation 1/2 in 1h: touch flag" in log
 
 
+def test_a_remediation_is_told_as_a_change_event_when_asked(tmp_path, pd):
+    flag = tmp_path / "flag"
+    flag.touch()
+    config = write_config(tmp_path, pd.url, "    remediate: {command: touch flag, after: 2, "
+                          "max: 2, within: 1h}\n")
+    text = config.read_text().replace("  source: e2e-host\n",
+                                      "  source: e2e-host\n  change_events: [remediation]\n")
+    config.write_text(text)
+    with Watchdog(config, env=ENV) as proc:
+        proc.wait_started()
+        flag.unlink()
+        pd.wait_for(lambda: pd.change_events, timeout=30)
+        assert proc.stop() == 0
+    (change,) = pd.change_events
+    body = change["body"]
+    assert body["routing_key"] == ROUTING_KEY
+    assert body["payload"]["summary"] == "flag: remediation `touch flag` exited 0; the check " \
+        "passes again"
+    details = body["payload"]["custom_details"]
+    assert details["kind"] == "remediation" and details["check"] == "flag"
+    assert details["fixed"] is True and details["exit_code"] == 0
+    assert details["command"] == "touch flag"
+    assert triggers(pd) == []
+
+
 def test_a_remediation_that_does_not_help_goes_with_the_page(tmp_path, pd):
     config = write_config(
         tmp_path, pd.url,
