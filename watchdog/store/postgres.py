@@ -94,6 +94,8 @@ class PgDatabase:
         self._lost: str | None = None
         self._lane_indexes: set[int] = set()
         self._undurable = False  # committed asynchronously since the last flush
+        self._sync_lock = threading.Lock()
+        self._sync_conn: Any = None  # make_durable's own connection (it holds no lock)
         self._conn: Any = self._connect()
         try:
             self._migrate()
@@ -103,9 +105,10 @@ class PgDatabase:
 
     # -------------------------------------------------------------- connection
 
-    def _connect(self) -> Any:
+    def _connect(self, purpose: str = "") -> Any:
         options = pgsql.connect_options(self.target.failover_after,
-                                        APP_PREFIX + self.target.member_name, self.readonly)
+                                        APP_PREFIX + self.target.member_name + purpose,
+                                        self.readonly)
         try:
             return self.psycopg.connect(self.target.dsn.text, autocommit=True, **options)
         except self.psycopg.Error as exc:
@@ -241,12 +244,26 @@ class PgDatabase:
         As SQLite's synchronous=NORMAL, the session commits asynchronously
         (synchronous_commit=off: no WAL flush per record(), ~9 ms each on this disk); a
         commit with synchronous_commit on flushes the WAL up to it, and so every earlier
-        commit of the server. Only when something was committed since the last flush."""
+        commit of the server. Only when something was committed since the last flush, and
+        on a second connection (as SQLite's checkpoint), so record() does not wait behind
+        the fsync. That connection writes nothing but meta's durable_mark: it holds no lock
+        and records no state, so the fencing of the main connection stands."""
         if not self._undurable or self.readonly:
             return
-        with self.locked("flush the outbox to disk"):
-            self.db.execute(FLUSH_WAL)
-            self._undurable = False
+        with self._sync_lock:  # on a connection of its own: record() is not held up
+            self._undurable = False  # a commit from now on sets it again
+            try:
+                if self._sync_conn is None:
+                    self._sync_conn = self._connect(" (flush)")
+                self._sync_conn.execute(FLUSH_WAL)
+            except (self.psycopg.Error, StoreError) as exc:
+                self._undurable = True
+                if self._sync_conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._sync_conn.close()
+                self._sync_conn = None
+                raise StoreError(f"could not flush the outbox to disk in PostgreSQL at "
+                                 f"{self.path} ({self._words(exc)})") from None
 
     # ----------------------------------------------------------------- the lock
 
@@ -323,6 +340,9 @@ class PgDatabase:
         with self.mutex:
             conn, self._conn = self._conn, None
             self._holding = False
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            with self._sync_lock:
+                sync, self._sync_conn = self._sync_conn, None
+            for each in (conn, sync):
+                if each is not None:
+                    with contextlib.suppress(Exception):
+                        each.close()
