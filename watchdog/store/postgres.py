@@ -32,7 +32,6 @@ from watchdog.store.errors import StoreError, StoreLocked
 DRIVER_MISSING = ("the PostgreSQL state needs the psycopg driver, which is not installed: "
                   "pip install 'pd-watchdog[postgresql]'")
 VERSION_TABLE = "pd_watchdog_schema"
-BEGIN_WRITE = "BEGIN; SELECT pg_advisory_xact_lock({}, {})".format(*pgsql.WRITE_LOCK)
 FLUSH_WAL = ("BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO meta (name, value) "
              "VALUES ('durable_mark', now()::text) ON CONFLICT (name) DO UPDATE SET value = "
              "excluded.value; COMMIT")
@@ -192,13 +191,16 @@ class PgDatabase:
         with self.mutex:
             db = self.db
             try:
-                self._conn.execute(BEGIN_WRITE)  # one round trip for both
-            except self.psycopg.Error as exc:
-                self._rollback()
-                raise self.runtime_error(what, exc) from None
-            try:
-                yield db
-                self._conn.execute("COMMIT")
+                # Pipelined: the statements go out without waiting for each answer, so a
+                # transaction costs a round trip per value read back (an outbox id) plus
+                # one, not one per statement: on a busy host each can wait for the server
+                # to be scheduled, and the event loop waits with it.
+                with self._conn.pipeline():
+                    self._conn.execute("BEGIN")
+                    self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                                       pgsql.WRITE_LOCK)
+                    yield db
+                    self._conn.execute("COMMIT")
                 self._undurable = True
             except BaseException as exc:
                 self._rollback()
