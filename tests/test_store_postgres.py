@@ -181,10 +181,20 @@ def test_a_lane_hash_above_2_to_the_31_fits(pg: Place) -> None:
         assert [i.id for i in store.pending(lane=lane_hash(key) % 3, lanes=3)] == [item_id]
 
 
-def test_the_password_is_never_in_an_error(pg_server: PgServer) -> None:
+def test_the_local_state_dir_is_made_for_the_files_that_stay_local(pg: Place) -> None:
+    """runtime.json and the lock file stay in state_dir: it is created, private, as for
+    SQLite; a read-only store (status) creates nothing."""
+    state_dir = Path(pg.state_dir)
+    assert not state_dir.exists()
+    pg.open().close()
+    assert state_dir.is_dir() and state_dir.stat().st_mode & 0o777 == 0o700
+    assert not (state_dir / "state.db").exists()  # the state is in the database
+
+
+def test_the_password_is_never_in_an_error(pg_server: PgServer, tmp_path: Path) -> None:
     url = f"postgresql://watchdog:Sekr1tPass@127.0.0.1:{pg_server.port}/no_such_db"
     with pytest.raises(StoreError) as info:
-        Store("/nonexistent", postgresql=PgTarget(Dsn(url), failover_after=3.0))
+        Store(str(tmp_path / "state"), postgresql=PgTarget(Dsn(url), failover_after=3.0))
     assert "Sekr1tPass" not in str(info.value)
     assert "postgresql://watchdog:***@127.0.0.1" in str(info.value)
     assert "no_such_db" in str(info.value)

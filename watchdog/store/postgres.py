@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from watchdog import statefile
 from watchdog.dsn import Dsn
 from watchdog.store import pgsql, schema
 from watchdog.store.errors import StoreError, StoreLocked
@@ -95,6 +96,8 @@ class PgDatabase:
         self._undurable = False  # committed asynchronously since the last flush
         self._sync_lock = threading.Lock()
         self._sync_conn: Any = None  # make_durable's own connection (it holds no lock)
+        if not readonly:  # for the files that stay local (lock file, runtime.json)
+            self._make_state_dir()
         self._conn: Any = self._connect()
         try:
             self._migrate()
@@ -103,6 +106,16 @@ class PgDatabase:
             raise
 
     # -------------------------------------------------------------- connection
+
+    def _make_state_dir(self) -> None:
+        try:
+            self.warnings += statefile.make_private_dir(self.state_dir)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create state_dir {self.state_dir} ({exc.strerror}); with the state "
+                "on PostgreSQL it still holds the local files (runtime.json): create it "
+                f"(mkdir -m 700 {self.state_dir}) or point state_dir somewhere writable"
+            ) from exc
 
     def _connect(self, purpose: str = "") -> Any:
         options = pgsql.connect_options(self.target.failover_after,
