@@ -8,7 +8,9 @@ the suite rather than of each mock: any in-process connect to a non-loopback add
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -98,3 +100,55 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(uvloop.Loop, "create_datagram_endpoint",
                             _guarded_datagram_endpoint(real_udp))
 
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The suite's real PostgreSQL server (tests/pgserver.py), started on first use.
+
+    Skips with the reason where PostgreSQL cannot be had; under CI=true fails instead, so
+    CI never passes with the PostgreSQL backend untested."""
+    from pgserver import PgServer, Unavailable
+
+    try:
+        server = PgServer()
+    except Unavailable as exc:
+        _unavailable(str(exc))
+    try:
+        try:
+            server.start()
+        except Unavailable as exc:
+            _unavailable(str(exc))
+        yield server
+    finally:
+        server.destroy()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"no PostgreSQL for these tests: {reason}")
+
+
+@pytest.fixture
+def pg_dsn(pg_server) -> Iterator[str]:
+    """A DSN to a fresh, empty database of its own (dropped after the test)."""
+    if not pg_server.running:  # a test before stopped it (and failed before starting it)
+        pg_server.start()
+    name = pg_server.create_database()
+    yield pg_server.dsn(name)
+    if not pg_server.running:
+        pg_server.start()
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def place(request: pytest.FixtureRequest, tmp_path):
+    """Where a durable-store test keeps its state, once per backend (tests/stores.py)."""
+    from stores import Place
+
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgresql" else None
+    return Place(request.param, str(tmp_path / "state"), dsn)

@@ -35,7 +35,9 @@ checks:
 
 
 def test_the_restart_only_settings_are_read_from_the_models():
-    assert RESTART_ONLY == (("state_dir",), ("workers",), ("metrics", "listen"),
+    assert RESTART_ONLY == (("state_dir",), ("state", "postgresql"),
+                            ("state", "postgresql_file"), ("state", "lock"),
+                            ("state", "failover_after"), ("workers",), ("metrics", "listen"),
                             ("push", "listen"))
 
 

@@ -59,7 +59,7 @@ class Runner:
     def __init__(self, config: Config, *, force_dry_run: bool = False) -> None:
         self.config = config
         self.force_dry_run = force_dry_run
-        self.store = Store(config.state_dir)
+        self.store = Store.for_config(config)
         self.store.lock()
         self._lock = threading.Lock()
         self._closing = False

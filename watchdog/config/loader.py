@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from watchdog import probes
+from watchdog.config import statecfg
 from watchdog.config.checks import CheckReader
 from watchdog.config.errors import did_you_mean, translate
 from watchdog.config.fields import validate
@@ -182,7 +183,8 @@ class Loader(CheckReader):
             state_dir = os.path.normpath(os.path.join(file.folder, valid.state_dir))
         entry = child(root, "pagerduty") if root is not None else None
         resolved = self.resolve_pagerduty(file, entry, valid.pagerduty, pagerduty)
-        return valid.model_copy(update={"state_dir": state_dir}), resolved
+        state = statecfg.resolve(valid.state, file, root, self.report, self.values.secrets)
+        return valid.model_copy(update={"state_dir": state_dir, "state": state}), resolved
 
     def hostname(self) -> str:
         try:

@@ -37,6 +37,7 @@ from watchdog.config.holds import FlappingSettings, Maintenance, RepeatInterval
 from watchdog.config.listen import LISTEN_SAYS, LISTEN_SCHEMA, Address, Listen, to_address
 from watchdog.config.page import with_page_fields
 from watchdog.config.remediation import Diagnose, Remediate
+from watchdog.config.statecfg import StateSettings
 from watchdog.model import SEVERITIES
 
 MAX_NAME_CHARS = 200
@@ -297,6 +298,9 @@ class Settings(Section):
               "to this file", json_schema_extra={
                   **RESTART, DOC_DEFAULT: "$STATE_DIRECTORY, else .pd-watchdog beside this "
                   "file"})
+    state: StateSettings | None = Field(
+        None, description="shared state on PostgreSQL for a group of runners (docs/ha.md); "
+        "absent: SQLite in state_dir")
     workers: env_int(1, 1024, Says("must be an integer 1..1024, not {value!r} — it is the "
                                    "size of the probe worker pool")) = Field(
         64, description="how many blocking probes (command) may run at once",
