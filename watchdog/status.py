@@ -15,6 +15,7 @@ from typing import Any
 from watchdog import runtime, status_holds
 from watchdog.durations import format_duration, format_time
 from watchdog.holds import Window
+from watchdog.leadership.report import LEADER_META, group_info, group_lines
 from watchdog.logs import mask, mask_data
 from watchdog.model import Check, CheckState, Policy
 from watchdog.state import describe
@@ -37,6 +38,7 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
         outbox = store.outbox_stats(now)
         dead = store.dead_letters(limit=20)
         silences = store.silences(now)
+        leader = store.get_meta(LEADER_META)
     finally:
         store.close()
     live = runtime.read(state_dir)
@@ -53,6 +55,7 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
     return {
         "state_dir": state_dir,
         "runner": _runner(live),
+        "group": group_info(leader, live),
         "checks": rows,
         **holding,
         "outbox": outbox,
@@ -133,7 +136,7 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
             _summary(result),
         ))
     widths = [max(len(str(line[i])) for line in lines) for i in range(5)]
-    text = _runner_lines(data.get("runner") or {})
+    text = group_lines(data.get("group"), now) + _runner_lines(data.get("runner") or {})
     text += [
         "  ".join(str(col).ljust(widths[i]) for i, col in enumerate(line[:5])) + "  " + line[5]
         for line in lines
