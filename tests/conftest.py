@@ -143,3 +143,12 @@ def pg_dsn(pg_server) -> Iterator[str]:
     if not pg_server.running:
         pg_server.start()
     pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def place(request: pytest.FixtureRequest, tmp_path):
+    """Where a durable-store test keeps its state, once per backend (tests/stores.py)."""
+    from stores import Place
+
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgresql" else None
+    return Place(request.param, str(tmp_path / "state"), dsn)

@@ -59,9 +59,10 @@ class PgServer:
 
     def __init__(self) -> None:
         try:
-            import psycopg  # noqa: F401 - the driver the backend and these tests need
+            import psycopg  # the driver the backend and these tests need
         except ImportError as exc:
             raise Unavailable("psycopg is not installed (pip install -e '.[test]')") from exc
+        self.psycopg = psycopg
         self.bindir = find_bindir()
         self._as: list[str] = []
         owner: pwd.struct_passwd | None = None
@@ -127,17 +128,13 @@ class PgServer:
 
     def create_database(self) -> str:
         """A new empty database; its name."""
-        import psycopg
-
         name = f"t{os.getpid()}_{next(self._names)}"
-        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
+        with self.psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return name
 
     def drop_database(self, name: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
+        with self.psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     # ------------------------------------------------------------------ helpers

@@ -26,6 +26,7 @@ from pagerduty_api._transport import backoff_delay
 from pagerduty_api.alert import Alert
 from pagerduty_api.exceptions import PagerDutyAPIServerException
 from pagerduty_api.retry import is_throttle
+from stores import Place, open_spec
 from watchdog.model import CheckState, Event
 from watchdog.pacer import Pace
 from watchdog.retry import (
@@ -62,6 +63,14 @@ def pd() -> Iterator[FakePagerDuty]:
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(str(tmp_path / "state"))
     s.lock()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def either_store(place: Place) -> Iterator[Store]:
+    """The store on each backend in turn, for the tests of the outbox's promises."""
+    s = place.open()
     yield s
     s.close()
 
@@ -103,9 +112,10 @@ def drained(store: Store) -> bool:
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_trigger_and_resolve_both_queued_are_both_sent_in_order(
-    pd: FakePagerDuty, store: Store, api: str
+    pd: FakePagerDuty, either_store: Store, api: str
 ) -> None:
     """A quick flap must still page and then resolve: never merged away, never reordered."""
+    store = either_store
     queue(store, trigger("db/disk", "disk 95% full"), resolve("db/disk"))
     with Running(store, make_alert(pd, api)) as sender:
         pd.wait_for(lambda: drained(store))
@@ -128,8 +138,10 @@ def test_trigger_and_resolve_both_queued_are_both_sent_in_order(
     assert store.outbox_stats(time.time())["sent"] == {"trigger": 1, "resolve": 1}
 
 
-def test_per_key_order_across_lanes_despite_failures(pd: FakePagerDuty, store: Store) -> None:
+def test_per_key_order_across_lanes_despite_failures(pd: FakePagerDuty,
+                                                     either_store: Store) -> None:
     """Lanes run in parallel, but each key's events arrive exactly in outbox order."""
+    store = either_store
     keys = [f"check-{i}" for i in range(24)]
     for key in keys:  # interleaved, so every lane has many keys in flight
         queue(store, trigger(key))
@@ -241,7 +253,9 @@ def test_an_event_the_client_refuses_before_sending_is_dead_lettered(
 CRASH_AFTER_SEND = textwrap.dedent(
     """
     import os, signal, sys, time
+    sys.path.insert(0, "tests")
     from pagerduty_api.alert import Alert
+    from stores import open_spec
     from watchdog.sender import Sender
     from watchdog.store import Store
 
@@ -249,7 +263,8 @@ CRASH_AFTER_SEND = textwrap.dedent(
         def settle(self, outcomes):
             os.kill(os.getpid(), signal.SIGKILL)  # PagerDuty has it; we never recorded that
 
-    store = CrashBeforeMark(sys.argv[1])
+    store = open_spec(sys.argv[1])
+    store.__class__ = CrashBeforeMark
     store.lock()
     alert = Alert(sys.argv[3], api="v2", url=sys.argv[2], retry_deadline=0, timeout=5)
     sender = Sender(store, alert, lanes=1)
@@ -260,19 +275,18 @@ CRASH_AFTER_SEND = textwrap.dedent(
 )
 
 
-def test_crash_between_sent_and_marked_sent_resends(pd: FakePagerDuty, tmp_path: Path) -> None:
+def test_crash_between_sent_and_marked_sent_resends(pd: FakePagerDuty, place: Place) -> None:
     """At least once: a kill -9 after PagerDuty accepted resends, and PagerDuty dedups it."""
-    state_dir = str(tmp_path / "state")
-    with Store(state_dir) as writer:
+    with place.open() as writer:
         queue(writer, trigger("k"), resolve("k"))
     proc = subprocess.run(
-        [sys.executable, "-c", CRASH_AFTER_SEND, state_dir, pd.url, TEST_KEY],
-        timeout=30,
+        [sys.executable, "-c", CRASH_AFTER_SEND, place.spec, pd.url, TEST_KEY],
+        timeout=30, cwd=Path(__file__).parent.parent,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert proc.returncode == -9
     assert pd.actions_for("k") == ["trigger"]
-    store = Store(state_dir)
+    store = open_spec(place.spec)
     store.lock()  # the dead process's lock is gone
     assert [i.event.action for i in store.pending()] == ["trigger", "resolve"]
     with Running(store, make_alert(pd)):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from procs import ROOT
+from stores import Place
 from watchdog.reports import FAIL, START, SUCCESS, Record, Report, fold
-from watchdog.store import Store
 
 
 def test_fold_keeps_the_last_of_each_and_times_a_started_run():
@@ -25,8 +24,8 @@ def test_fold_keeps_the_last_of_each_and_times_a_started_run():
     assert not record.failed and record.duration is None and record.first_seen == 100.0
 
 
-def test_reports_survive_reopening_and_are_read_by_seq(tmp_path: Path):
-    with Store(str(tmp_path)) as store:
+def test_reports_survive_reopening_and_are_read_by_seq(place: Place):
+    with place.open() as store:
         store.passive_seen(["nightly", "hourly"], 50.0)
         store.passive_seen(["nightly"], 99.0)  # first seen stays the first
         records = dict(store.passive_records())
@@ -37,22 +36,22 @@ def test_reports_survive_reopening_and_are_read_by_seq(tmp_path: Path):
         changed = store.passive_records(last)
         assert [name for name, _ in changed] == ["nightly"]
         assert changed[0][1].seq > last
-    with Store(str(tmp_path)) as again:
+    with place.open() as again:
         record = dict(again.passive_records())["nightly"]
         assert (record.first_seen, record.start_at, record.success_at, record.duration) == \
             (50.0, 60.0, 70.0, 10.0)
 
 
-def test_a_second_process_writes_beside_a_live_store(tmp_path: Path):
+def test_a_second_process_writes_beside_a_live_store(place: Place):
     """As `pd-watchdog ping` does beside a running runner (which holds the run lock)."""
-    with Store(str(tmp_path)) as runner:
+    with place.open() as runner:
         runner.lock()
         runner.passive_seen(["job"], 1.0)
         seq = runner.passive_records()[0][1].seq
-        code = ("import sys; from watchdog.store import Store; from watchdog.reports import "
-                "Report; s = Store(sys.argv[1]); s.report('job', Report('fail', 5.0, "
-                "exit_code=3, message='boom')); s.close()")
-        subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, check=True,
+        code = ("import sys; sys.path.insert(0, 'tests'); from stores import open_spec; "
+                "from watchdog.reports import Report; s = open_spec(sys.argv[1]); "
+                "s.report('job', Report('fail', 5.0, exit_code=3, message='boom')); s.close()")
+        subprocess.run([sys.executable, "-c", code, place.spec], cwd=ROOT, check=True,
                        timeout=30)
         ((name, record),) = runner.passive_records(seq)
         assert name == "job" and record.failed and record.exit_code == 3

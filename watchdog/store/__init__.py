@@ -1,4 +1,5 @@
-"""The runner's memory: check states and the outbox of PagerDuty events, in one SQLite file.
+"""The runner's memory: check states and the outbox of PagerDuty events, in one SQLite file
+(or, for a group of runners, one PostgreSQL database).
 
 A state change and the events it causes are written in one transaction, so after a kill -9
 or a reboot either both are there (and the sender will deliver the events) or neither is
@@ -12,14 +13,14 @@ The package, one way (each module imports only those above it):
 - sqlite_open.py, lockfile.py, sqlite.py: the SQLite side: opening, WAL, integrity,
   migrating, the run lock, file health and rebuild, and the lock that makes one connection
   safe for every thread (`SqliteFile`);
-- api.py: `Store`, which runs each of its transactions through `SqliteFile` with
-  statements from tables.py.
-
-A second backend (PostgreSQL, issue 16) plugs in beside sqlite.py: a class offering what
-`Store` uses of `SqliteFile` (db, locked, transaction, ensure_lane_index, make_durable,
-take_run_lock, relock, file_problems, rebuild, close, and state_dir/path/readonly/warnings),
-its own statements per version in schema.VERSIONS, and tables.py's placeholders in its own
-paramstyle. Store's transactions and the tests stay the same.
+- pgsql.py, postgres.py: the PostgreSQL side (issue 16). pgsql.py translates the SQLite
+  statements and schema steps (placeholders, types) in one place; postgres.py's
+  `PgDatabase` offers what `Store` uses of `SqliteFile` (db, locked, transaction, the run
+  lock as the group's advisory lock, file_problems...). `Store(state_dir,
+  postgresql=PgTarget(...))` or `Store.for_config(config)` picks it; the transactions and
+  the tests are the same;
+- api.py: `Store`, which runs each of its transactions through `SqliteFile` (or
+  `PgDatabase`) with statements from tables.py.
 """
 
 from watchdog.store.api import Store

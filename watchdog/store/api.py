@@ -1,13 +1,13 @@
 """`Store`: the store's public face, and what goes into each of its transactions.
 
 Each method here is one transaction (or one locked read) through the connection side
-(`SqliteFile`), made of statements from `tables`.
+(`SqliteFile`, or `PgDatabase` for a group's PostgreSQL), made of statements from `tables`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,16 +19,38 @@ from watchdog.store.records import DEAD, DRY_RUN, SENT, Deferred, OutboxItem, St
 from watchdog.store.sqlite import SqliteFile
 
 KEEP_ENDED_SILENCES = 7 * 86400.0  # for `pd-watchdog silences --all`
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
 
 
 class Store:
-    """SQLite-backed state and outbox for one state_dir."""
+    """State and outbox: SQLite in one state_dir, or a group's PostgreSQL database.
 
-    def __init__(self, state_dir: str, *, readonly: bool = False) -> None:
-        self._file = SqliteFile(state_dir, readonly=readonly)
+    `Store(state_dir)` is the SQLite file; `Store(state_dir, postgresql=PgTarget(...))`
+    (or `Store.for_config(config)`) the database. The methods and their transactions are
+    the same on both.
+    """
+
+    def __init__(self, state_dir: str, *, readonly: bool = False,
+                 postgresql: Any | None = None) -> None:
+        if postgresql is not None:
+            from watchdog.store.postgres import PgDatabase
+
+            self._file: Any = PgDatabase(postgresql, state_dir, readonly=readonly)
+            self.backend = POSTGRESQL
+        else:
+            self._file = SqliteFile(state_dir, readonly=readonly)
+            self.backend = SQLITE
         self.state_dir = self._file.state_dir
-        self.path = self._file.path
+        self.path = self._file.path  # the file, or the URL without its password
         self.readonly = readonly
+
+    @classmethod
+    def for_config(cls, config: Any, *, readonly: bool = False, member: str = "") -> Store:
+        """The store a loaded config names: its `state:` PostgreSQL, else state_dir's SQLite.
+
+        `member` names this runner to the others of its group (default host:pid)."""
+        return cls(config.state_dir, readonly=readonly, postgresql=target_of(config, member))
 
     @property
     def warnings(self) -> list[str]:
@@ -38,24 +60,55 @@ class Store:
     # ------------------------------------------------------------------ locking
 
     def lock(self) -> None:
-        """Take the state_dir for this process, or raise StoreLocked naming the holder's pid.
+        """Take the run lock now, or raise StoreLocked naming its holder.
 
-        flock is released by the kernel when the process dies (even kill -9), so a stale lock
-        file never blocks a restart.
-        """
+        SQLite: flock on state_dir's lock file, released by the kernel when the process
+        dies (even kill -9), so a stale lock file never blocks a restart. PostgreSQL: the
+        group's advisory lock on this store's connection (see try_lock)."""
         self._file.take_run_lock()
+
+    def try_lock(self) -> bool:
+        """Take the run lock if it is free: True when this store holds it (now or already).
+
+        On PostgreSQL it is the group's session-level advisory lock (pg_try_advisory_lock
+        on a key derived from `lock`), taken on the same connection every write goes
+        through: a leader whose connection is gone has lost it, and can commit nothing."""
+        return self._file.try_lock()
+
+    def wait_for_lock(self, stop: threading.Event, poll: float = 0.5) -> bool:
+        """Block until the run lock is ours (True) or `stop` is set (False), trying every
+        `poll` seconds: a waiting member stops at once on SIGTERM. Raises StoreError when
+        the store fails meanwhile (e.g. the connection to PostgreSQL is lost)."""
+        while not stop.is_set():
+            if self.try_lock():
+                return True
+            stop.wait(poll)
+        return False
+
+    def holds_lock(self) -> bool:
+        """Whether this store still holds the run lock. PostgreSQL: one round trip asking
+        the server (pg_locks), so a session the server ended shows; StoreError if the
+        connection is gone."""
+        return self._file.holds_lock()
+
+    def lock_holder(self) -> str | None:
+        """Who holds the run lock, in words ("host:pid" of a member, "pid N" of a SQLite
+        runner), or None when nobody does."""
+        return self._file.lock_holder()
 
     def relock(self) -> None:
         """Take the lock again on a lock file that was deleted or replaced (else a second
-        runner could start on this state_dir beside us). Raises StoreLocked if one did."""
+        runner could start on this state_dir beside us). Raises StoreLocked if one did.
+        Nothing to do on PostgreSQL (the lock is the connection's)."""
         self._file.relock()
 
     # ------------------------------------------------------------ file health
 
     def file_problems(self) -> list[str]:
-        """What happened to our files since they were opened (deleted, replaced, read-only).
+        """What happened to our files since they were opened (deleted, replaced, read-only);
+        on PostgreSQL, "lost the connection to PostgreSQL ..." once it is gone.
 
-        Cheap (a few stat calls): the runner asks every second."""
+        Cheap (a few stat calls; no round trip on PostgreSQL): the runner asks every second."""
         return self._file.file_problems()
 
     def rebuild(self) -> None:
@@ -177,7 +230,7 @@ class Store:
             with self._transaction("note new passive checks") as db:
                 passive.seen(db, names, now)
 
-    def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
+    def _append(self, db: Any, events: Sequence[Event]) -> list[int]:
         """Queue events inside the caller's transaction (a separate method so tests can fail it)."""
         return tables.append_events(db, events)
 
@@ -267,11 +320,21 @@ class Store:
     # ------------------------------------------------------------------ helpers
 
     @property
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Any:
         return self._file.db
 
     def _locked(self, what: str) -> contextlib.AbstractContextManager[None]:
         return self._file.locked(what)
 
-    def _transaction(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self, what: str) -> contextlib.AbstractContextManager[Any]:
         return self._file.transaction(what)
+
+
+def target_of(config: Any, member: str = "") -> Any | None:
+    """The PgTarget of a config's `state:` section, or None when its state is SQLite."""
+    state = getattr(config.settings, "state", None)
+    if state is None or state.postgresql is None:
+        return None
+    from watchdog.store.postgres import PgTarget
+
+    return PgTarget(state.postgresql, state.lock, state.failover_after, member)

@@ -49,6 +49,30 @@ def take(state_dir: str, warnings: list[str]) -> tuple[int, statefile.Identity]:
     return fd, statefile.Identity(info.st_dev, info.st_ino)
 
 
+def holder(state_dir: str) -> int | None:
+    """The pid written in state_dir's lock file if that process is alive, else None.
+
+    Read, not locked: taking even a shared lock to test it could make a runner starting
+    that instant fail to take its own."""
+    try:
+        fd = os.open(lock_path(state_dir), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        pid = _read_pid(fd)
+    finally:
+        os.close(fd)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        return pid  # alive, another user's
+    return pid
+
+
 def _read_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()

@@ -5,8 +5,9 @@ schema change (e.g. issue 13's tables) is one new entry at the end of VERSIONS: 
 becomes SCHEMA_VERSION, and an old state file and a new one end up with the same tables.
 Never edit a step that has shipped: state files in the field already ran it.
 
-The statements are SQLite's dialect; a second backend would keep the version numbers and
-give its own statements for each.
+The statements are SQLite's dialect; the PostgreSQL side runs the same steps translated by
+pgsql.ddl (INTEGER -> BIGINT, REAL -> DOUBLE PRECISION, INTEGER PRIMARY KEY -> identity), so
+a new step here is the only edit for both.
 """
 
 from __future__ import annotations

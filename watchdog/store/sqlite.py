@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from watchdog import statefile
 from watchdog.store import lockfile
-from watchdog.store.errors import StoreError
+from watchdog.store.errors import StoreError, StoreLocked
 from watchdog.store.sqlite_open import DB_NAME, open_readonly, open_writable, runtime_error
 
 
@@ -145,6 +145,25 @@ class SqliteFile:
         if self._lock_fd is not None:
             return
         self._lock_fd, self._lock_identity = lockfile.take(self.state_dir, self.warnings)
+
+    def try_lock(self) -> bool:
+        """See Store.try_lock."""
+        try:
+            self.take_run_lock()
+        except StoreLocked:
+            return False
+        return True
+
+    def holds_lock(self) -> bool:
+        """See Store.holds_lock."""
+        return self._lock_fd is not None
+
+    def lock_holder(self) -> str | None:
+        """See Store.lock_holder: the pid in the lock file, while someone holds it."""
+        if self._lock_fd is not None:
+            return f"pid {os.getpid()}"
+        pid = lockfile.holder(self.state_dir)
+        return f"pid {pid}" if pid else None
 
     def relock(self) -> None:
         """See Store.relock."""

@@ -2,7 +2,7 @@
 
 `Store` decides what goes into one transaction and calls these inside it; none of them
 begins, commits or locks. The SQL is portable but for its placeholders (`?` and `:name`,
-SQLite's paramstyle): a second backend would pass its own connection and translate those.
+SQLite's paramstyle): the PostgreSQL side passes an adapter that translates them (pgsql.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ _UPDATE_RESULT = "UPDATE checks SET last_result = ?, last_at = ? WHERE name = ?"
 
 _INSERT_EVENT = """
 INSERT INTO outbox (lane_hash, action, incident_key, event, created_at)
-VALUES (?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?) RETURNING id
 """
 
 _OUTBOX_COLUMNS = "id, event, created_at, attempts, last_error"
@@ -138,7 +138,7 @@ def append_events(db: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
                 now,
             ),
         )
-        ids.append(int(cursor.lastrowid))
+        ids.append(int(cursor.fetchone()[0]))
     return ids
 
 
@@ -183,7 +183,7 @@ def note_failure(db: sqlite3.Connection, item_id: int, error: str) -> None:
 def count_sent(db: sqlite3.Connection, action: str, outcome: str = SENT) -> None:
     db.execute(
         "INSERT INTO stats (name, value) VALUES (?, 1) "
-        "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        "ON CONFLICT (name) DO UPDATE SET value = stats.value + 1",
         (f"{outcome}_{action}",),
     )
 
@@ -221,19 +221,22 @@ def outbox_stats(
 
 def move_to_dead_letters(db: sqlite3.Connection, item_id: int, reason: str) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO dead_letters (id, event, created_at, failed_at, reason, "
-        "attempts) SELECT id, event, created_at, ?, ?, attempts FROM outbox WHERE id = ?",
+        "INSERT INTO dead_letters (id, event, created_at, failed_at, reason, attempts) "
+        "SELECT id, event, created_at, ?, ?, attempts FROM outbox WHERE id = ? "
+        "ON CONFLICT (id) DO UPDATE SET event = excluded.event, created_at = "
+        "excluded.created_at, failed_at = excluded.failed_at, reason = excluded.reason, "
+        "attempts = excluded.attempts",
         (time.time(), reason, item_id),
     )
     db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
 
 def dead_letter_rows(db: sqlite3.Connection, limit: int | None) -> list[Any]:
-    return db.execute(
-        "SELECT id, event, created_at, failed_at, reason, attempts FROM dead_letters "
-        "ORDER BY failed_at DESC, id DESC LIMIT ?",
-        (-1 if limit is None else limit,),
-    ).fetchall()
+    sql = ("SELECT id, event, created_at, failed_at, reason, attempts FROM dead_letters "
+           "ORDER BY failed_at DESC, id DESC")
+    if limit is None:
+        return db.execute(sql).fetchall()
+    return db.execute(sql + " LIMIT ?", (limit,)).fetchall()
 
 
 def decode_dead_letters(rows: Sequence[Any]) -> list[dict[str, Any]]:
