@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from watchdog import __version__, aio
 from watchdog.config import Config
@@ -43,6 +44,9 @@ from watchdog.store import Store, StoreError
 from watchdog.vitals import Vitals
 from watchdog.words import plural
 
+if TYPE_CHECKING:
+    from watchdog.leadership.term import Term
+
 log = logging.getLogger("watchdog.runner")
 
 PROBE_GRACE = 10.0  # seconds running probes may finish in after SIGTERM
@@ -53,23 +57,26 @@ HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and metrics, and resu
 class Runner:
     """One running watchdog: its config, its state, and the threads that serve them."""
 
-    def __init__(self, config: Config, *, force_dry_run: bool = False) -> None:
+    def __init__(self, config: Config, *, force_dry_run: bool = False,
+                 term: Term | None = None) -> None:
         self.config = config
         self.force_dry_run = force_dry_run
-        self.store = Store(config.state_dir)
-        self.store.lock()
+        self.term = term  # this runner leads a group (watchdog.leadership): what it borrows
+        self.store = term.store if term else Store(config.state_dir)
+        if term is None:
+            self.store.lock()
         self._lock = threading.Lock()
         self._closing = False
         self.checks: dict[str, Check] = {}
         self.policies: dict[str, Policy] = {}
         self.states: dict[str, CheckState] = {}
         self.keeper = HoldKeeper()
-        self.requests = Requests()
+        self.requests = term.requests if term else Requests()
         self.stop_requested = self.requests.stop
         self.reload_requested = self.requests.reload
         self._wake = self.requests.wake
-        self.notifier = SystemdNotifier()
-        self.metrics = Metrics() if config.metrics_listen else None
+        self.notifier = term.notifier if term else SystemdNotifier()
+        self.metrics = term.metrics if term else (Metrics() if config.metrics_listen else None)
         self.metrics_server: MetricsServer | None = None
         self.heartbeat: HeartbeatPinger | None = None
         self._next_housekeeping = 0.0
@@ -128,6 +135,8 @@ class Runner:
         if self.metrics is None or self.config.metrics_listen is None:
             return
         self.metrics.set_info(__version__, len(self.checks), self.dry_run)
+        if self.term is not None:
+            return  # the member serves /metrics and /healthz across its terms
         host, port = self.config.metrics_listen
         self.metrics_server = serve_metrics(self.metrics, host, port, self.service_health)
 

@@ -46,7 +46,7 @@ from watchdog.retry import (
     send_order,
 )
 from watchdog.settle import Settlement
-from watchdog.store import DEAD, OutboxItem, Store, lane_hash
+from watchdog.store import DEAD, OutboxItem, Store, StoreError, lane_hash
 from watchdog.store import DRY_RUN as STORE_DRY_RUN
 from watchdog.store import SENT as STORE_SENT
 from watchdog.trouble import Trouble
@@ -388,6 +388,8 @@ class Sender:
     def _note_failure(self, item_id: int, error: str) -> None:
         try:
             self.store.note_failure(item_id, error)
+        except StoreError as exc:  # said by the store's trouble (or a fence): no bug
+            logger.warning("cannot note the failure of outbox item %d: %s", item_id, exc)
         except Exception:
             logger.exception("cannot note the failure of outbox item %d", item_id)
 

@@ -27,12 +27,13 @@ PERFDATA_SHOWN = 3  # perfdata values in the table's summary column
 
 
 def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | None = None,
-            windows: tuple[Window, ...] = ()) -> dict[str, Any]:
+            windows: tuple[Window, ...] = (), store: Store | None = None) -> dict[str, Any]:
     """Plain data for --json and for the table: every check, holds, then the outbox.
 
-    checks=None: the config did not load, so whether a check is configured is unknown."""
+    checks=None: the config did not load, so whether a check is configured is unknown.
+    `store` (closed here): the config's, e.g. a group's PostgreSQL; else state_dir's file."""
     now = time.time() if now is None else now
-    store = Store(state_dir, readonly=True)
+    store = store or Store(state_dir, readonly=True)
     try:
         stored = store.load_checks()
         outbox = store.outbox_stats(now)
