@@ -57,7 +57,9 @@ def _free_port() -> int:
 class PgServer:
     """One throwaway PostgreSQL cluster: start(), stop(), and a fresh database per test."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """durable: the server's default durability (fsync, synchronous commits), as a
+        production server runs, for the bench; the suite's server skips them for speed."""
         try:
             import psycopg  # the driver the backend and these tests need
         except ImportError as exc:
@@ -82,6 +84,7 @@ class PgServer:
         self.port = _free_port()
         self._names = itertools.count(1)
         self.running = False
+        self.durable = durable
         self._run("initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--locale=C")
 
@@ -89,11 +92,12 @@ class PgServer:
 
     def start(self) -> None:
         """Start the server and wait (with a deadline) until it answers."""
+        speed = [] if self.durable else ["-c fsync=off", "-c synchronous_commit=off",
+                                         "-c full_page_writes=off", "-c shared_buffers=16MB"]
         options = " ".join([
             f"-c port={self.port}", "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.dir}", "-c fsync=off",
-            "-c synchronous_commit=off", "-c full_page_writes=off",
-            "-c shared_buffers=16MB", "-c max_connections=60", "-c log_min_messages=warning",
+            f"-c unix_socket_directories={self.dir}", *speed,
+            "-c max_connections=60", "-c log_min_messages=warning",
         ])
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options,
                   "-w", "-t", str(int(START_DEADLINE)), "start")
@@ -113,6 +117,13 @@ class PgServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as file:
+                return int(file.readline())
+        except (OSError, ValueError):
+            return None
 
     def destroy(self) -> None:
         """Stop the server and delete its folder: nothing is left behind."""
@@ -164,10 +175,10 @@ class PgServer:
                               f"{(done.stderr or done.stdout).strip()[-500:]} {self._log_tail()}")
 
     def _kill_postmaster(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            with open(os.path.join(self.data, "postmaster.pid")) as file:
-                pid = int(file.readline())
-            os.kill(pid, signal.SIGKILL)
+        pid = self.postmaster_pid()
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def _log_tail(self) -> str:
         try:

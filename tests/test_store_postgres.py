@@ -140,6 +140,21 @@ def test_the_connection_is_set_to_notice_a_vanished_peer_within_failover_after(
     assert options["tcp_user_timeout"] == 8000 and options["connect_timeout"] == 5
 
 
+def test_commits_are_asynchronous_and_the_outbox_is_flushed_before_it_is_sent(
+        pg: Place) -> None:
+    """As SQLite's synchronous=NORMAL plus make_durable: no WAL flush per record(), one
+    synchronous commit (flushing all before it) when pending() hands rows to the sender."""
+    with member(pg, "a:1") as store:
+        assert store._db.execute("SHOW synchronous_commit").fetchone() == ("off",)  # noqa: SLF001
+        store.record("web", "fp", "k", DOWN, None, 1.0, [TRIGGER])
+        assert store.get_meta("durable_mark") is None
+        store.pending()
+        first = store.get_meta("durable_mark")
+        assert first is not None
+        store.pending()  # nothing committed since: no second flush
+        assert store.get_meta("durable_mark") == first
+
+
 def test_the_schema_is_set_up_once_and_a_newer_one_refused(pg: Place) -> None:
     with pytest.raises(StoreError, match="no state yet at postgresql://"):
         pg.open(readonly=True)

@@ -1,4 +1,5 @@
-"""The `pd-watchdog` command: run, validate, check, status, outbox, schema, silence."""
+"""The `pd-watchdog` command: run, validate, check, status, outbox, schema, silence,
+migrate-state."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from watchdog import __version__, logs
+from watchdog import __version__, logs, migrate_cmd
 from watchdog.config import Config, ConfigError, load
 from watchdog.model import Check
 from watchdog.probes.base import run_once
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     silencing = silence_cmd.add_parsers(sub)
     from watchdog import ping_cmd
 
-    reporting = ping_cmd.add_parsers(sub)
+    reporting = [*ping_cmd.add_parsers(sub), migrate_cmd.add_parser(sub)]
     for command in (run, validate, check, status, outbox, schema, *silencing, *reporting):
         command.add_argument("--version", action="version", version=f"pd-watchdog {__version__}")
     return parser

@@ -135,5 +135,5 @@ def drop(store: Store, which: str, reason: str) -> list[int]:
 def open_store(config: Config, *, write: bool) -> Store:
     """The state file (which must exist), for reading or for writing beside a live runner
     (which holds the run lock: a second writer needs none)."""
-    Store(config.state_dir, readonly=True).close()  # a clear error when there is no state
-    return Store(config.state_dir, readonly=not write)
+    Store.for_config(config, readonly=True).close()  # a clear error when there is no state
+    return Store.for_config(config, readonly=not write)

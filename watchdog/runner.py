@@ -62,7 +62,7 @@ class Runner:
         self.config = config
         self.force_dry_run = force_dry_run
         self.term = term  # this runner leads a group (watchdog.leadership): what it borrows
-        self.store = term.store if term else Store(config.state_dir)
+        self.store = term.store if term else Store.for_config(config)
         if term is None:
             self.store.lock()
         self._lock = threading.Lock()

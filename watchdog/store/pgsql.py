@@ -92,6 +92,8 @@ def connect_options(failover_after: float, application_name: str,
     ]
     if readonly:
         server.append("-c default_transaction_read_only=on")
+    else:  # as SQLite's synchronous=NORMAL; the outbox is flushed before it is sent
+        server.append("-c synchronous_commit=off")
     return {
         "connect_timeout": max(2, math.ceil(failover_after / 2)),
         "keepalives": 1,

@@ -32,6 +32,10 @@ from watchdog.store.errors import StoreError, StoreLocked
 DRIVER_MISSING = ("the PostgreSQL state needs the psycopg driver, which is not installed: "
                   "pip install 'pd-watchdog[postgresql]'")
 VERSION_TABLE = "pd_watchdog_schema"
+BEGIN_WRITE = "BEGIN; SELECT pg_advisory_xact_lock({}, {})".format(*pgsql.WRITE_LOCK)
+FLUSH_WAL = ("BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO meta (name, value) "
+             "VALUES ('durable_mark', now()::text) ON CONFLICT (name) DO UPDATE SET value = "
+             "excluded.value; COMMIT")
 APP_PREFIX = "pd-watchdog "
 
 
@@ -56,6 +60,8 @@ class PgDb:
         self.conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        if not params:  # as written: no placeholders to translate, no % to double
+            return self.conn.execute(sql)
         return self.conn.execute(pgsql.statement(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Any]) -> Any:
@@ -87,6 +93,7 @@ class PgDatabase:
         self._holding = False
         self._lost: str | None = None
         self._lane_indexes: set[int] = set()
+        self._undurable = False  # committed asynchronously since the last flush
         self._conn: Any = self._connect()
         try:
             self._migrate()
@@ -182,14 +189,14 @@ class PgDatabase:
         with self.mutex:
             db = self.db
             try:
-                db.execute("BEGIN")
-                db.execute("SELECT pg_advisory_xact_lock(?, ?)", pgsql.WRITE_LOCK)
+                self._conn.execute(BEGIN_WRITE)  # one round trip for both
             except self.psycopg.Error as exc:
                 self._rollback()
                 raise self.runtime_error(what, exc) from None
             try:
                 yield db
                 self._conn.execute("COMMIT")
+                self._undurable = True
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, self.psycopg.Error):
@@ -228,8 +235,18 @@ class PgDatabase:
         self._lane_indexes = {lanes}
 
     def make_durable(self) -> None:
-        """Nothing to add: a PostgreSQL commit is durable when COMMIT returns (the server's
-        synchronous_commit), unlike SQLite's WAL with synchronous=NORMAL."""
+        """Flush the WAL of every commit so far, so each row just read survives a crash of
+        the server before it is sent (and reaches a synchronous standby).
+
+        As SQLite's synchronous=NORMAL, the session commits asynchronously
+        (synchronous_commit=off: no WAL flush per record(), ~9 ms each on this disk); a
+        commit with synchronous_commit on flushes the WAL up to it, and so every earlier
+        commit of the server. Only when something was committed since the last flush."""
+        if not self._undurable or self.readonly:
+            return
+        with self.locked("flush the outbox to disk"):
+            self.db.execute(FLUSH_WAL)
+            self._undurable = False
 
     # ----------------------------------------------------------------- the lock
 
