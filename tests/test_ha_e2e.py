@@ -231,3 +231,45 @@ def test_the_server_restarted_one_member_leads_again(make_pair, web, pd, pg_serv
     pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger", "resolve"], timeout=15)
     assert_no_traceback(pair)
     assert all(member.run_log().count(TOOK) <= 2 for member in pair.members)
+
+
+def server_processes(pg_server) -> list[int]:
+    """The postmaster and its children (backends, checkpointer, ...)."""
+    with open(os.path.join(pg_server.data, "postmaster.pid")) as file:
+        postmaster = int(file.readline())
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as file:
+                    fields = file.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(entry))
+    return [postmaster, *children]
+
+
+def test_a_server_that_stops_answering_fences_the_leader(make_pair, web, pd, pg_server):
+    """The server's processes stopped (SIGSTOP): its kernel still acknowledges, so no TCP
+    timeout fires and no statement timeout either; the leader's own deadline fences it."""
+    pair = started_pair(make_pair, web, pd)
+    stopped = server_processes(pg_server)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        pair.a.proc.wait_log("fenced: PostgreSQL has not answered for 3s", timeout=15)
+        code, body = pair.a.get("/healthz")
+        assert code == 503 and "fenced" in body
+        assert 'pd_watchdog_leader{group="pair"} 0.0' in pair.a.get("/metrics")[1]
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    leader = pair.leader(timeout=TAKEOVER)
+    wait_for(lambda: "started:" in leader.run_log().rpartition(TOOK)[2], TAKEOVER,
+             what="the leader to start its term")
+    web.up = False
+    pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger"], timeout=15)
+    web.up = True
+    pd.wait_for(lambda: pd.actions_for(key("web")) == ["trigger", "resolve"], timeout=15)
+    assert_no_traceback(pair)

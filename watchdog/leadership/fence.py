@@ -74,12 +74,18 @@ class FencedStore:
 
 
 class LeaseWatch:
-    """Every `period` seconds, whether the store still holds the group's lock; else fence."""
+    """Every `period` seconds, whether the store still holds the group's lock; else fence.
 
-    def __init__(self, store: Any, fence: Fence, period: float) -> None:
+    Each question has a deadline of our own (`deadline` seconds): a server that stops
+    answering while its kernel still acknowledges (the process stopped, its storage hung)
+    defeats TCP's timeouts, and the statement timeout is the server's to enforce, so
+    without one a leader would wait on it forever, still leading in its own eyes."""
+
+    def __init__(self, store: Any, fence: Fence, period: float, deadline: float) -> None:
         self._store = store
         self._fence = fence
         self.period = period
+        self.deadline = deadline
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,13 +100,21 @@ class LeaseWatch:
 
     def _run(self) -> None:
         while not self._stopped.wait(self.period) and self._fence.reason() is None:
+            overdue = threading.Timer(self.deadline, self._overdue)
+            overdue.daemon = True
+            overdue.start()
             try:
                 problems = self._store.file_problems()
                 held = not problems and self._store.holds_lock()
             except Exception as exc:
                 self._fence.trip(f"lost the connection to PostgreSQL ({exc})")
                 return
+            finally:
+                overdue.cancel()
             if problems:
                 self._fence.trip("; ".join(problems))
             elif not held:
                 self._fence.trip("the group's lock is no longer held by this session")
+
+    def _overdue(self) -> None:
+        self._fence.trip(f"PostgreSQL has not answered for {self.deadline:g}s")

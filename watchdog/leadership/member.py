@@ -197,7 +197,7 @@ class Member:
         previous = self.holder
         fence = self.fence = Fence(self._fenced)
         guarded = FencedStore(store, fence)
-        watch = LeaseWatch(store, fence, self.group.lease_check)
+        watch = LeaseWatch(store, fence, self.group.lease_check, self.group.failover_after)
         runner = None
         self._enter(LEADING)
         log.warning("member %s took the lock of group %s%s: leading from now on",
