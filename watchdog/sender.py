@@ -108,7 +108,6 @@ class Sender:
         self.memory = MemoryQueue()  # events of changes the store could not take
         self.settlement = Settlement(store)
         self._read_trouble = Trouble("sender: reading the outbox", log=logger)
-        self.fence: Callable[[], str | None] | None = None  # why we may not send (leadership)
 
     # --------------------------------------------------------------- public API
 
@@ -134,6 +133,10 @@ class Sender:
         settings); an attempt in flight finishes, and is judged, with the alert it began with."""
         with self._alert_lock:
             self._alert = alert
+
+    def halt(self) -> None:
+        """Every lane stops before its next attempt: a fenced leader must not page."""
+        self._signals.stop(0.0)
 
     def wake(self) -> None:
         """New events were recorded: have lanes look at the outbox now (a trigger may go
@@ -254,8 +257,6 @@ class Sender:
         pacer = self._pacers.of(alert)
         if pacer is not None and not self._take_slot(lane, pacer):
             return _STOP if self._signals.out_of_time() else _REREAD
-        if self._fenced(lane):
-            return _STOP
         try:
             send_event(alert, event)
         except Exception as exc:
@@ -289,9 +290,6 @@ class Sender:
         if pacer is not None and not self._take_slot(lane, pacer):
             self.memory.put_back(held)
             return not self._signals.out_of_time()
-        if self._fenced(lane):
-            self.memory.put_back(held)
-            return False
         try:
             send_event(alert, event)
         except Exception as exc:
@@ -377,13 +375,6 @@ class Sender:
         lane.streak = 0
 
     # ------------------------------------------------------------------ helpers
-
-    def _fenced(self, lane: Lane) -> bool:
-        """A leader cut off from its database cannot commit, so it must not page: stop."""
-        reason = self.fence() if self.fence is not None else None
-        if reason:
-            logger.warning("sender lane %d: stopped, sending nothing more: %s", lane.index, reason)
-        return bool(reason)
 
     def _note_failure(self, item_id: int, error: str) -> None:
         try:

@@ -2,11 +2,11 @@
 
 Fence latches the first reason this term may no longer write or send. FencedStore is the
 term's store: once fenced every call but close() fails, and any failure of the real store
-(a statement that fails, a lost connection file_problems() reports) fences. The sender asks
-Fence.reason before each attempt (Sender.fence), so no event goes out after the connection
-is known lost. LeaseWatch asks the server every few seconds whether the lock is still ours,
-so a connection that died quietly is noticed within the statement timeout the store derives
-from failover_after, even while nothing else is written.
+(a statement that fails, a lost connection file_problems() reports) fences. Tripping it
+halts the term's sender (Sender.halt: every lane stops before its next attempt), so no
+event goes out after the connection is known lost. LeaseWatch asks the server every few
+seconds whether the lock is still ours, so a connection that died quietly is noticed even
+while nothing else is written, and within its own deadline if the server stops answering.
 """
 
 from __future__ import annotations

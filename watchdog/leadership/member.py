@@ -209,9 +209,10 @@ class Member:
             term = Term(guarded, self.requests, TermNotifier(
                 self.notifier, self.requests, lambda: self.words() + "; "), self.metrics)
             runner = Runner(self.config, force_dry_run=self.force_dry_run, term=term)
-            runner.sender.fence = fence.reason
             runner.runtime = self.runtime
             self.runner = runner
+            if fence.reason() is not None:
+                return  # tripped while the runner was made: it never starts
             watch.start()
             runner.start()
             runner.loop()
@@ -225,6 +226,9 @@ class Member:
         """The fence tripped (any thread): end the term now; the sender already stopped."""
         log.error("member %s: fenced: %s; stopped recording and sending", self.group.member,
                   reason)
+        runner = self.runner
+        if runner is not None:
+            runner.sender.halt()  # before its next attempt, from outbox or memory
         if self.metrics is not None:
             self.metrics.set_leader(self.group.name, False)
         self.requests.end_term()
