@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -135,6 +136,7 @@ def main() -> int:
     finally:
         procs.stop_all()
         server.destroy()
+        shutil.rmtree(work, ignore_errors=True)
     if ours.out:
         Path(ours.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
     return 0

@@ -32,7 +32,6 @@ from watchdog.store.errors import StoreError, StoreLocked
 DRIVER_MISSING = ("the PostgreSQL state needs the psycopg driver, which is not installed: "
                   "pip install 'pd-watchdog[postgresql]'")
 VERSION_TABLE = "pd_watchdog_schema"
-BEGIN_WRITE = "BEGIN; SELECT pg_advisory_xact_lock({}, {})".format(*pgsql.WRITE_LOCK)
 FLUSH_WAL = ("BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO meta (name, value) "
              "VALUES ('durable_mark', now()::text) ON CONFLICT (name) DO UPDATE SET value = "
              "excluded.value; COMMIT")
@@ -94,6 +93,8 @@ class PgDatabase:
         self._lost: str | None = None
         self._lane_indexes: set[int] = set()
         self._undurable = False  # committed asynchronously since the last flush
+        self._sync_lock = threading.Lock()
+        self._sync_conn: Any = None  # make_durable's own connection (it holds no lock)
         self._conn: Any = self._connect()
         try:
             self._migrate()
@@ -103,9 +104,10 @@ class PgDatabase:
 
     # -------------------------------------------------------------- connection
 
-    def _connect(self) -> Any:
+    def _connect(self, purpose: str = "") -> Any:
         options = pgsql.connect_options(self.target.failover_after,
-                                        APP_PREFIX + self.target.member_name, self.readonly)
+                                        APP_PREFIX + self.target.member_name + purpose,
+                                        self.readonly)
         try:
             return self.psycopg.connect(self.target.dsn.text, autocommit=True, **options)
         except self.psycopg.Error as exc:
@@ -189,13 +191,16 @@ class PgDatabase:
         with self.mutex:
             db = self.db
             try:
-                self._conn.execute(BEGIN_WRITE)  # one round trip for both
-            except self.psycopg.Error as exc:
-                self._rollback()
-                raise self.runtime_error(what, exc) from None
-            try:
-                yield db
-                self._conn.execute("COMMIT")
+                # Pipelined: the statements go out without waiting for each answer, so a
+                # transaction costs a round trip per value read back (an outbox id) plus
+                # one, not one per statement: on a busy host each can wait for the server
+                # to be scheduled, and the event loop waits with it.
+                with self._conn.pipeline():
+                    self._conn.execute("BEGIN")
+                    self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                                       pgsql.WRITE_LOCK)
+                    yield db
+                    self._conn.execute("COMMIT")
                 self._undurable = True
             except BaseException as exc:
                 self._rollback()
@@ -241,12 +246,26 @@ class PgDatabase:
         As SQLite's synchronous=NORMAL, the session commits asynchronously
         (synchronous_commit=off: no WAL flush per record(), ~9 ms each on this disk); a
         commit with synchronous_commit on flushes the WAL up to it, and so every earlier
-        commit of the server. Only when something was committed since the last flush."""
+        commit of the server. Only when something was committed since the last flush, and
+        on a second connection (as SQLite's checkpoint), so record() does not wait behind
+        the fsync. That connection writes nothing but meta's durable_mark: it holds no lock
+        and records no state, so the fencing of the main connection stands."""
         if not self._undurable or self.readonly:
             return
-        with self.locked("flush the outbox to disk"):
-            self.db.execute(FLUSH_WAL)
-            self._undurable = False
+        with self._sync_lock:  # on a connection of its own: record() is not held up
+            self._undurable = False  # a commit from now on sets it again
+            try:
+                if self._sync_conn is None:
+                    self._sync_conn = self._connect(" (flush)")
+                self._sync_conn.execute(FLUSH_WAL)
+            except (self.psycopg.Error, StoreError) as exc:
+                self._undurable = True
+                if self._sync_conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._sync_conn.close()
+                self._sync_conn = None
+                raise StoreError(f"could not flush the outbox to disk in PostgreSQL at "
+                                 f"{self.path} ({self._words(exc)})") from None
 
     # ----------------------------------------------------------------- the lock
 
@@ -323,6 +342,9 @@ class PgDatabase:
         with self.mutex:
             conn, self._conn = self._conn, None
             self._holding = False
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            with self._sync_lock:
+                sync, self._sync_conn = self._sync_conn, None
+            for each in (conn, sync):
+                if each is not None:
+                    with contextlib.suppress(Exception):
+                        each.close()
