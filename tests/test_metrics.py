@@ -373,6 +373,9 @@ class Reference:
             "pd_watchdog_checks_pending",
             "Checks with no result yet since the start or since their definition changed.",
             registry=r)
+        self.leader = Gauge(
+            "pd_watchdog_leader", "1 while this member leads its group (state: postgresql), "
+            "0 while it waits for the group's lock.", ["group"], registry=r)
         self.scheduler: dict[str, tuple[int, int]] = {}
         r.register(self)  # collect() below: skipped/missed, as _SchedulerCounters did
         self.max = 0.0
@@ -433,6 +436,9 @@ class Reference:
         self.oldest.set(stats.get("oldest_pending_age") or 0.0)
         self.dead.set(stats.get("dead_letters") or 0)
 
+    def set_leader(self, group, leading):
+        self.leader.labels(group).set(1 if leading else 0)
+
     def set_info(self, version, checks, dry_run):
         self.info.info({"version": version, "dry_run": "true" if dry_run else "false"})
         self.checks.set(checks)
@@ -476,6 +482,8 @@ def feed(*sinks) -> None:
         sink.forget("never-seen")
         sink.set_outbox({"pending": 2, "oldest_pending_age": 3.25, "dead_letters": 1})
         sink.set_info("9.9", 8, True)
+        sink.set_leader("pair", True)
+        sink.set_leader("odd \\ \" group", False)
 
 
 def test_empty_render_matches_prometheus_client():

@@ -203,7 +203,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from watchdog import status
     from watchdog.config import state_dir_of
-    from watchdog.store import StoreError
+    from watchdog.store import Store, StoreError
 
     try:
         config: Config | None = load(args.config, need_key=False)
@@ -218,8 +218,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if config:
         logs.add_secrets(secrets)
     try:
+        store = Store.for_config(config, readonly=True) if config else None  # a group's too
         data = status.collect(state_dir, config.checks if config else None,
-                              windows=config.maintenance if config else ())
+                              windows=config.maintenance if config else (), store=store)
     except StoreError as exc:
         print(f"pd-watchdog status: {exc}", file=sys.stderr)
         return 1
@@ -277,11 +278,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config is None:
         return 1
+    from watchdog.leadership.member import member_of
     from watchdog.runner import Runner
     from watchdog.store import StoreError
 
     try:
-        runner = Runner(config, force_dry_run=args.dry_run)
+        # One member of a group (state: postgresql) or one runner: driven the same way.
+        runner = (member_of(config, force_dry_run=args.dry_run)
+                  or Runner(config, force_dry_run=args.dry_run))
     except StoreError as exc:
         log.error("%s", exc)
         return 1

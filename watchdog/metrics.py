@@ -204,6 +204,10 @@ class Metrics:
         for action in (TRIGGER, RESOLVE):
             for outcome in OUTCOMES:
                 self._events.labels(action, outcome)  # present at 0, so rate() works at once
+        self._leader = Gauge(
+            "pd_watchdog_leader", "1 while this member leads its group (state: postgresql), "
+            "0 while it waits for the group's lock.", ["group"], registry=r,
+        )
 
     def observe_result(
         self, check_name: str, result: ProbeResult, state: CheckState, *, lag: float,
@@ -275,6 +279,10 @@ class Metrics:
     def set_pending(self, count: int) -> None:
         """How many checks have not run yet (since the start, or since they changed)."""
         self._pending_checks.set(count)
+
+    def set_leader(self, group: str, leading: bool) -> None:
+        """pd_watchdog_leader{group}: whether this member leads (watchdog.leadership)."""
+        self._leader.labels(group).set(1 if leading else 0)
 
     def forget(self, check_name: str) -> None:
         """Drop a removed check's series, so dashboards don't show it frozen forever."""

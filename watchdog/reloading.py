@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pagerduty_api import Alert, ChangeEvent
 from pagerduty_api.base import deadline_session
-from watchdog import logs
+from watchdog import __version__, logs
 from watchdog.config import Config, ConfigError, load
 from watchdog.config.reload import keep_running, restart_changes
 from watchdog.model import CheckState, Event, Policy
@@ -19,6 +19,7 @@ from watchdog.page import enrich
 from watchdog.sender import LoggingAlert
 from watchdog.state import retrigger
 from watchdog.store import StoredCheck
+from watchdog.words import plural
 
 if TYPE_CHECKING:
     from watchdog.runner import Runner
@@ -122,3 +123,32 @@ def resync_delivery(runner: Runner) -> None:
             )
     with runner._lock:
         runner.recorder.write(lambda: runner.store.set_meta("delivery_target", target))
+
+
+def reload_runner(runner: Runner) -> bool:
+    """A reload the runner was asked for: read the config again and install it (an invalid
+    one is rejected and the running one kept); True when installed."""
+    config = read_reload(runner.config)
+    if config is None:
+        return False
+    delivery_changed = (
+        config.pagerduty != runner.config.pagerduty or config.dry_run != runner.config.dry_run
+    )
+    if delivery_changed:
+        runner.sender.set_alert(*runner._make_alert(config))
+        log.info("reload: PagerDuty settings changed")
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    heartbeat_changed = config.heartbeat != runner.config.heartbeat
+    runner._apply(config)
+    runner.config = config
+    runner.scheduler.set_checks(config.checks)
+    if heartbeat_changed:
+        runner._start_heartbeat(config)
+    if delivery_changed:
+        runner._resync_delivery()
+    if runner.metrics is not None:
+        runner.metrics.set_info(__version__, len(runner.checks), runner.dry_run)
+    log.info("reload: %s from %s", plural(len(config.checks), "check"),
+             plural(len(config.files), "file"))
+    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from watchdog import __version__, aio
 from watchdog.changes import ChangeNotes
@@ -23,7 +24,7 @@ from watchdog.notify import SystemdNotifier
 from watchdog.page import History, enrich
 from watchdog.passive_feed import PassiveFeed
 from watchdog.recorder import Recorder
-from watchdog.reloading import make_alert, make_changes, read_reload, resync_delivery
+from watchdog.reloading import make_alert, make_changes, reload_runner, resync_delivery
 from watchdog.remediation import Remediated, Remedies, longest_run
 from watchdog.reporting import (
     NO_KEY,
@@ -44,7 +45,9 @@ from watchdog.signals import Requests
 from watchdog.state import Known, next_interval, reconcile, step
 from watchdog.store import Store, StoreError
 from watchdog.vitals import Vitals
-from watchdog.words import plural
+
+if TYPE_CHECKING:
+    from watchdog.leadership.term import Term
 
 log = logging.getLogger("watchdog.runner")
 
@@ -56,11 +59,14 @@ HOUSEKEEPING = 1.0  # seconds between refreshes of STATUS= and metrics, and resu
 class Runner:
     """One running watchdog: its config, its state, and the threads that serve them."""
 
-    def __init__(self, config: Config, *, force_dry_run: bool = False) -> None:
+    def __init__(self, config: Config, *, force_dry_run: bool = False,
+                 term: Term | None = None) -> None:
         self.config = config
         self.force_dry_run = force_dry_run
-        self.store = Store.for_config(config)
-        self.store.lock()
+        self.term = term  # this runner leads a group (watchdog.leadership): what it borrows
+        self.store = term.store if term else Store.for_config(config)
+        if term is None:
+            self.store.lock()
         self._lock = threading.Lock()
         self._closing = False
         self.checks: dict[str, Check] = {}
@@ -68,12 +74,12 @@ class Runner:
         self.states: dict[str, CheckState] = {}
         self.keeper = HoldKeeper()
         self.history = History()  # the last results and failing-since a page carries
-        self.requests = Requests()
+        self.requests = term.requests if term else Requests()
         self.stop_requested = self.requests.stop
         self.reload_requested = self.requests.reload
         self._wake = self.requests.wake
-        self.notifier = SystemdNotifier()
-        self.metrics = Metrics() if config.metrics_listen else None
+        self.notifier = term.notifier if term else SystemdNotifier()
+        self.metrics = term.metrics if term else (Metrics() if config.metrics_listen else None)
         self.metrics_server: MetricsServer | None = None
         self.heartbeat: HeartbeatPinger | None = None
         self._next_housekeeping = 0.0
@@ -138,6 +144,8 @@ class Runner:
         if self.metrics is None or self.config.metrics_listen is None:
             return
         self.metrics.set_info(__version__, len(self.checks), self.dry_run)
+        if self.term is not None:
+            return  # the member serves /metrics and /healthz across its terms
         host, port = self.config.metrics_listen
         self.metrics_server = serve_metrics(self.metrics, host, port, self.service_health)
 
@@ -263,30 +271,7 @@ class Runner:
         return accepted
 
     def _reload(self) -> bool:
-        config = read_reload(self.config)
-        if config is None:
-            return False
-        delivery_changed = (
-            config.pagerduty != self.config.pagerduty or config.dry_run != self.config.dry_run
-        )
-        if delivery_changed:
-            self.sender.set_alert(*self._make_alert(config))
-            log.info("reload: PagerDuty settings changed")
-        for warning in config.warnings:
-            log.warning("%s", warning)
-        heartbeat_changed = config.heartbeat != self.config.heartbeat
-        self._apply(config)
-        self.config = config
-        self.scheduler.set_checks(config.checks)
-        if heartbeat_changed:
-            self._start_heartbeat(config)
-        if delivery_changed:
-            self._resync_delivery()
-        if self.metrics is not None:
-            self.metrics.set_info(__version__, len(self.checks), self.dry_run)
-        log.info("reload: %s from %s", plural(len(config.checks), "check"),
-                 plural(len(config.files), "file"))
-        return True
+        return reload_runner(self)  # watchdog/reloading.py
 
     def _apply(self, config: Config, known: dict[str, Known] | None = None, *,
                since: float | None = None) -> None:

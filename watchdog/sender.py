@@ -46,7 +46,7 @@ from watchdog.retry import (
     send_order,
 )
 from watchdog.settle import Settlement
-from watchdog.store import DEAD, OutboxItem, Store, lane_hash
+from watchdog.store import DEAD, OutboxItem, Store, StoreError, lane_hash
 from watchdog.store import DRY_RUN as STORE_DRY_RUN
 from watchdog.store import SENT as STORE_SENT
 from watchdog.trouble import Trouble
@@ -132,6 +132,10 @@ class Sender:
         next attempt on (a reload changed the PagerDuty settings); an attempt in flight
         finishes, and is judged, with the alert it began with."""
         self._targets.set(alert, changes)
+
+    def halt(self) -> None:
+        """Every lane stops before its next attempt: a fenced leader must not page."""
+        self._signals.stop(0.0)
 
     def wake(self) -> None:
         """New events were recorded: have lanes look at the outbox now (a trigger may go
@@ -374,6 +378,8 @@ class Sender:
     def _note_failure(self, item_id: int, error: str) -> None:
         try:
             self.store.note_failure(item_id, error)
+        except StoreError as exc:  # said by the store's trouble (or a fence): no bug
+            logger.warning("cannot note the failure of outbox item %d: %s", item_id, exc)
         except Exception:
             logger.exception("cannot note the failure of outbox item %d", item_id)
 

@@ -15,6 +15,7 @@ from typing import Any
 from watchdog import remediation, runtime, status_holds
 from watchdog.durations import format_duration, format_time
 from watchdog.holds import Window
+from watchdog.leadership.report import LEADER_META, group_info, group_lines
 from watchdog.logs import mask, mask_data
 from watchdog.model import Check, CheckState, Policy
 from watchdog.state import describe
@@ -26,18 +27,20 @@ PERFDATA_SHOWN = 3  # perfdata values in the table's summary column
 
 
 def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | None = None,
-            windows: tuple[Window, ...] = ()) -> dict[str, Any]:
+            windows: tuple[Window, ...] = (), store: Store | None = None) -> dict[str, Any]:
     """Plain data for --json and for the table: every check, holds, then the outbox.
 
-    checks=None: the config did not load, so whether a check is configured is unknown."""
+    checks=None: the config did not load, so whether a check is configured is unknown.
+    `store` (closed here): the config's, e.g. a group's PostgreSQL; else state_dir's file."""
     now = time.time() if now is None else now
-    store = Store(state_dir, readonly=True)
+    store = store or Store(state_dir, readonly=True)
     try:
         stored = store.load_checks()
         outbox = store.outbox_stats(now)
         dead = store.dead_letters(limit=20)
         silences = store.silences(now)
         runs = remediation.stored_runs(store, checks or (), now)
+        leader = store.get_meta(LEADER_META)
     finally:
         store.close()
     live = runtime.read(state_dir)
@@ -56,6 +59,7 @@ def collect(state_dir: str, checks: tuple[Check, ...] | None = (), now: float | 
     return {
         "state_dir": state_dir,
         "runner": _runner(live),
+        "group": group_info(leader, live),
         "checks": rows,
         **holding,
         "outbox": outbox,
@@ -136,7 +140,7 @@ def render_table(data: dict[str, Any], secrets: frozenset[str], now: float | Non
             _summary(result),
         ))
     widths = [max(len(str(line[i])) for line in lines) for i in range(5)]
-    text = _runner_lines(data.get("runner") or {})
+    text = group_lines(data.get("group"), now) + _runner_lines(data.get("runner") or {})
     text += [
         "  ".join(str(col).ljust(widths[i]) for i, col in enumerate(line[:5])) + "  " + line[5]
         for line in lines
