@@ -17,9 +17,12 @@ CHECK = "checks:\n  - name: a\n    command: 'true'\n"
 URL = "postgresql://wd:hunter22secret@db.example.net:5433/watchdog?sslmode=require"
 
 
-def write(tmp_path: Path, text: str, name: str = "watchdog.yaml") -> str:
+SOURCE = "pagerduty: {source: pair}\n"  # a group keys its incidents by one name
+
+
+def write(tmp_path: Path, text: str, name: str = "watchdog.yaml", source: str = SOURCE) -> str:
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text) + CHECK)
+    path.write_text(textwrap.dedent(text) + source + CHECK)
     path.chmod(0o600)
     return str(path)
 
@@ -123,3 +126,15 @@ def test_without_the_driver_it_says_what_to_install(tmp_path: Path, monkeypatch)
     assert errors(write(tmp_path, f"state:\n  postgresql: {URL}\n")) == [
         "watchdog.yaml:2: state.postgresql: the PostgreSQL state needs the psycopg driver, "
         "which is not installed — pip install 'pd-watchdog[postgresql]'"]
+
+
+def test_a_group_without_an_explicit_source_is_refused(tmp_path: Path) -> None:
+    # Each host's default incident keys carry its hostname: a takeover would page again.
+    assert errors(write(tmp_path, f"state:\n  postgresql: {URL}\n", source="")) == [
+        "watchdog.yaml:2: state.postgresql: a group's members must key incidents alike: set "
+        "pagerduty.source to one name on every member (e.g. source: web-pair) — by default "
+        "each host keys its incidents by its own hostname, and a takeover would page again"]
+    # SQLite (an empty URL) needs no source.
+    config = load(write(tmp_path, "state:\n  postgresql: ${PG_DSN:-}\n", source=""),
+                  environ={}, need_key=False)
+    assert config.settings.state is None

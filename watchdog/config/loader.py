@@ -183,7 +183,9 @@ class Loader(CheckReader):
             state_dir = os.path.normpath(os.path.join(file.folder, valid.state_dir))
         entry = child(root, "pagerduty") if root is not None else None
         resolved = self.resolve_pagerduty(file, entry, valid.pagerduty, pagerduty)
-        state = statecfg.resolve(valid.state, file, root, self.report, self.values.secrets)
+        source_set = valid.pagerduty is not None and valid.pagerduty.source is not None
+        state = statecfg.resolve(valid.state, file, root, self.report, self.values.secrets,
+                                 source_set=source_set)
         return valid.model_copy(update={"state_dir": state_dir, "state": state}), resolved
 
     def hostname(self) -> str:

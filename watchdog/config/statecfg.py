@@ -113,10 +113,17 @@ DRIVER_MISSING = ("the PostgreSQL state needs the psycopg driver, which is not i
                   "pip install 'pd-watchdog[postgresql]'")
 
 
+SOURCE_NEEDED = ("a group's members must key incidents alike: set pagerduty.source to one "
+                 "name on every member (e.g. source: web-pair) — by default each host keys "
+                 "its incidents by its own hostname, and a takeover would page again")
+
+
 def resolve(section: StateSettings | None, file: SourceFile, root: Any, report: Report,
-            secrets: set[str]) -> StateSettings | None:
+            secrets: set[str], *, source_set: bool = True) -> StateSettings | None:
     """The section with postgresql_file read into postgresql, its password noted as a
-    secret (never logged) and the driver's presence checked; None when it is SQLite."""
+    secret (never logged) and the driver's presence checked; None when it is SQLite.
+    A group needs an explicit pagerduty.source (`source_set`): its default incident keys
+    would differ from host to host."""
     if section is None:
         return None
     url = section.postgresql
@@ -130,6 +137,8 @@ def resolve(section: StateSettings | None, file: SourceFile, root: Any, report: 
     if url is None:
         return None
     secrets.update(dsn.secrets_of(url.text))
+    if not source_set:
+        report.error(file, locate(root, ("state", key)), ("state", key), SOURCE_NEEDED)
     if importlib.util.find_spec("psycopg") is None:
         report.error(file, locate(root, ("state", key)), ("state", key), DRIVER_MISSING)
     return section.model_copy(update={"postgresql": url, "postgresql_file": None})
