@@ -179,7 +179,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         checks = [check for check in checks if check.name in args.names]
     from watchdog.ping_cmd import bind_to_store
 
-    bind_to_store(checks, config.state_dir)
+    bind_to_store(checks, config)
     with ThreadPoolExecutor(max_workers=max(1, min(config.workers, len(checks)))) as pool:
         results = list(pool.map(lambda c: run_once(c.probe, c.timeout), checks))
     rows = [("CHECK", "RESULT", "LATENCY", "SUMMARY")]

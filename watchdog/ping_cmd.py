@@ -68,9 +68,9 @@ def passive_target(config: Any, name: str) -> str | None:
     return f"no passive check {name!r} in {config.path}{hint}; {listed}"
 
 
-def bind_to_store(checks: Any, state_dir: str) -> None:
-    """Bind passive probes to the reports in the store, for `pd-watchdog check` (none yet:
-    they stay pending)."""
+def bind_to_store(checks: Any, config: Any) -> None:
+    """Bind passive probes to the reports in the config's store (SQLite or a group's
+    PostgreSQL), for `pd-watchdog check` (none yet: they stay pending)."""
     from watchdog.probes.passive import PassiveProbe
     from watchdog.store import Store, StoreError
 
@@ -78,7 +78,7 @@ def bind_to_store(checks: Any, state_dir: str) -> None:
     if not passive:
         return
     try:
-        with Store(state_dir, readonly=True) as store:
+        with Store.for_config(config, readonly=True) as store:
             inbox = dict(store.passive_records())
     except StoreError:
         inbox = {}
