@@ -66,7 +66,7 @@ def test_the_recorded_trigger_carries_the_page_and_a_changed_check_fails_anew(tm
             runner._on_result(runner.checks["web"], FAIL, at, at)
         (event,) = queued_triggers(runner)  # as stored: in the outbox, with the state
         assert event.component == "web"
-        assert event.links == [{"href": "https://wiki/web", "text": "Runbook"}]
+        assert list(event.links) == [{"href": "https://wiki/web", "text": "Runbook"}]
         assert event.details["status"] == 503
         assert event.details["failing_since"] == iso_utc(T0 + 100)  # not T0: counts restarted
         assert event.details["failing_results"] == 3
