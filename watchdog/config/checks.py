@@ -17,7 +17,7 @@ from pydantic import ValidationError, create_model
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from watchdog.config.errors import did_you_mean
-from watchdog.config.fields import Section, validate
+from watchdog.config.fields import Section, validate, validate_sections
 from watchdog.config.holds import dependency_problems
 from watchdog.config.models import CheckFields, CheckSettings, Name
 from watchdog.config.report import SourceFile, line_of
@@ -260,11 +260,10 @@ def _whole_check(kind: str, module: Any, common: dict[str, Any], options: dict[s
     """(fields, options) of the check validated in one go; (None, None) on any problem,
     for the caller to validate it part by part (which says each problem where it is)."""
     model = whole_check_model(kind, module.Options)
-    try:
-        whole = validate(model, {"common": common, "options": options}, {"base_dir": base_dir})
-    except ValidationError:
-        return None, None
-    return whole.common, whole.options
+    whole = validate_sections(model, {"common": (CheckFields, common),
+                                      "options": (module.Options, options)},
+                              {"base_dir": base_dir})
+    return (None, None) if whole is None else (whole.common, whole.options)
 
 
 def _setting(key: str, value: Any) -> Any:

@@ -177,6 +177,22 @@ def validate(model: Any, data: Any, context: dict[str, Any] | None = None) -> An
     return value
 
 
+def validate_sections(model: Any, parts: dict[str, tuple[Any, Any]],
+                      context: dict[str, Any] | None = None) -> Any:
+    """`model` (fields: field -> (Section, data)) in one pass, each part prepared as its
+    own section; None on any problem: the caller validate()s each part for the messages."""
+    data = {}
+    for key, (section, value) in parts.items():
+        prepared, found = _prepare(section, value)
+        if found:
+            return None
+        data[key] = prepared
+    try:
+        return model.__pydantic_validator__.validate_python(data, context=context)
+    except ValidationError:
+        return None
+
+
 def _prepare(model: type[BaseModel], data: Any) -> tuple[Any, list[tuple[tuple, Any, Any]]]:
     """`data` with null-means-unset keys dropped, and the rules' problems, for `model` and
     the sections nested in it (copied only where something is dropped)."""
