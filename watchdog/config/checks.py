@@ -18,7 +18,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from watchdog.config import remediation
 from watchdog.config.errors import did_you_mean
-from watchdog.config.fields import Section, validate
+from watchdog.config.fields import Section, validate, validate_sections
 from watchdog.config.holds import dependency_problems
 from watchdog.config.models import CheckFields, CheckSettings, Name
 from watchdog.config.page import PAGE_KEYS, build_page
@@ -275,11 +275,10 @@ def _whole_check(kind: str, module: Any, common: dict[str, Any], options: dict[s
     """(fields, options) of the check validated in one go; (None, None) on any problem,
     for the caller to validate it part by part (which says each problem where it is)."""
     model = whole_check_model(kind, module.Options)
-    try:
-        whole = validate(model, {"common": common, "options": options}, {"base_dir": base_dir})
-    except ValidationError:
-        return None, None
-    return whole.common, whole.options
+    whole = validate_sections(model, {"common": (CheckFields, common),
+                                      "options": (module.Options, options)},
+                              {"base_dir": base_dir})
+    return (None, None) if whole is None else (whole.common, whole.options)
 
 
 def _setting(key: str, value: Any) -> Any:

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from watchdog import durations, sizes
+from watchdog import durations
 
 PROBLEM = "pdw"  # the pydantic error type of every message we wrote ourselves
 RELOAD = "x-reload"  # JSON Schema keyword: "restart" when a change needs a restart
@@ -175,6 +175,22 @@ def validate(model: Any, data: Any, context: dict[str, Any] | None = None) -> An
     if found:
         raise problems(found)
     return value
+
+
+def validate_sections(model: Any, parts: dict[str, tuple[Any, Any]],
+                      context: dict[str, Any] | None = None) -> Any:
+    """`model` (fields: field -> (Section, data)) in one pass, each part prepared as its
+    own section; None on any problem: the caller validate()s each part for the messages."""
+    data = {}
+    for key, (section, value) in parts.items():
+        prepared, found = _prepare(section, value)
+        if found:
+            return None
+        data[key] = prepared
+    try:
+        return model.__pydantic_validator__.validate_python(data, context=context)
+    except ValidationError:
+        return None
 
 
 def _prepare(model: type[BaseModel], data: Any) -> tuple[Any, list[tuple[tuple, Any, Any]]]:
@@ -362,26 +378,3 @@ ScalarText = Annotated[str, BeforeValidator(_scalar_text, json_schema_input_type
 
 Flag = Annotated[bool, Says("must be true or false", null_is_unset=True)]
 """true or false; null means the default."""
-
-
-# --------------------------------------------------------------------------- sizes
-
-
-def _size(value: Any) -> int:
-    try:
-        return sizes.parse_size(value)
-    except ValueError as exc:
-        raise problem(str(exc)) from None
-
-
-Size = Annotated[
-    int, BeforeValidator(_size),
-    WithJsonSchema({
-        "anyOf": [{"type": "integer", "minimum": 0},
-                  {"type": "string", "pattern": sizes.SIZE_PATTERN}, ENV_REF],
-        DOC_TYPE: "size", DEF_NAME: "Size",
-        DEF_ABOUT: "a size such as 512MiB, 1GiB, 100kB or a number of bytes "
-                   "(KiB, MiB, GiB, TiB: 1024-based; kB, MB, GB, TB: 1000-based)",
-    }),
-]
-"""Bytes, written 512MiB, 1GiB, 100kB or as a number of bytes."""

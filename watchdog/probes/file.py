@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, StringConstraints
 
-from watchdog.config.fields import NO_NUL, Duration, Flag, Says, Section, Size, problem
+from watchdog.config.fields import NO_NUL, Duration, Flag, Says, Section, problem
+from watchdog.config.sizefield import Size
 from watchdog.durations import format_duration
 from watchdog.model import ProbeResult
 from watchdog.probes._match import Match, TextMatch

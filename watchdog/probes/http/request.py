@@ -41,7 +41,7 @@ class _Target:
         host = parts.hostname
         if not host:
             raise ValueError("has no host name (write it as https://host/path)")
-        if parts.username is not None or parts.password is not None:
+        if "@" in parts.netloc:  # what username/password test, without parsing it twice
             raise ValueError("credentials in the URL are not supported; use headers.Authorization")
         literal = ip_literal(host)
         if literal is None:

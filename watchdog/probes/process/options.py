@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, StringConstraints
 
-from watchdog.config.fields import NO_NUL, Says, Section, Size
+from watchdog.config.fields import NO_NUL, Says, Section
+from watchdog.config.sizefield import Size
 from watchdog.probes._match import Match
 from watchdog.probes.base import validate
 from watchdog.probes.file import user_or_uid
