@@ -15,12 +15,12 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, StringConstraints
 
+from watchdog.config.commandline import Command, EnvName, EnvValue
 from watchdog.config.fields import (
     DOC_DEFAULT,
     NO_NUL,
     Duration,
     Says,
-    ScalarText,
     Section,
     env_int,
     validate,
@@ -31,32 +31,7 @@ from watchdog.probes.command.contain import command_argv, minimal_env
 DIAGNOSE_TIMEOUT = 10.0
 REMEDIATE_TIMEOUT = 60.0
 
-
-
-def _command(value: Any) -> str | list[str]:
-    """The command probe's own rules for its `command:` (imported here, late: the probe
-    kinds import the config package, which imports this module)."""
-    from watchdog.probes.command.options import _command as command_rules
-
-    return command_rules(value)
-
-
-# The same types as the command probe's keys (probes/command/options.py).
-Command = Annotated[
-    str | list[str],
-    PlainValidator(_command, json_schema_input_type=str | list[str]),
-    Says("must be a string or a list of strings",
-         missing="required: the program to run, as a string or argv list", null_is_unset=True),
-]
-EnvName = Annotated[
-    str, StringConstraints(min_length=1, pattern=r"^[^=\x00]*$"),
-    Says("names must be non-empty text without '=' or NUL"),
-]
-EnvValue = Annotated[
-    ScalarText, StringConstraints(pattern=NO_NUL),
-    Says("must be a string or number; quote it (write '' for empty)",
-         string_pattern_mismatch="must not contain a NUL character"),
-]
+# The program and its environment are typed as the command probe's (config/commandline.py).
 Env = Annotated[dict[EnvName, EnvValue] | None, Says("must be a mapping of NAME: value")]
 Cwd = Annotated[
     str | None, StringConstraints(min_length=1, pattern=NO_NUL),
