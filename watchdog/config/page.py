@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, create_model
 
 from watchdog.config.fields import NO_CONTROL, Says, Section, problem
-from watchdog.model import Page
+from watchdog.model import NO_PAGE, Page
 
 PLACEHOLDERS = ("name", "source", "host", "incident_key")
 MAX_TEXT_CHARS = 1024
@@ -144,6 +144,8 @@ def with_page_fields(model: type[BaseModel]) -> type[BaseModel]:
 
 def build_page(settings: Mapping[str, Any], values: Mapping[str, str]) -> Page:
     """The Page of a check from its merged settings, placeholders filled with `values`."""
+    if not any(settings.get(key) for key in PAGE_KEYS):
+        return NO_PAGE  # most checks: nothing to fill, one shared (frozen) Page
     def text(value: str | None) -> str:
         return fill(value, values) if value else ""
 
