@@ -14,6 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakepd import FakePagerDuty
+from procs import Target
+
 try:
     import uvloop
 except ImportError:  # the runner falls back to asyncio's loop, whose sockets are guarded
@@ -152,3 +155,21 @@ def place(request: pytest.FixtureRequest, tmp_path):
 
     dsn = request.getfixturevalue("pg_dsn") if request.param == "postgresql" else None
     return Place(request.param, str(tmp_path / "state"), dsn)
+
+
+# ------------------------------------------------------------------ the end-to-end tests' peers
+
+
+@pytest.fixture
+def pd():
+    """The PagerDuty stand-in (tests/fakepd.py) on a loopback port, for one test."""
+    with FakePagerDuty() as fake:
+        yield fake
+
+
+@pytest.fixture
+def web():
+    """A loopback HTTP target whose health the test switches (procs.Target)."""
+    target = Target()
+    yield target
+    target.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fakepd import CHANGE_PATH, TEST_KEY, FakePagerDuty
+from fakepd import CHANGE_PATH, TEST_KEY
 from pagerduty_api import Alert, ChangeEvent
 from procs import wait_for
 from watchdog.changes import CHANGE_KEY, META, ChangeNotes, diff_checks
@@ -305,12 +305,6 @@ def test_a_change_event_round_trips_and_old_rows_still_read():
 
 
 # ----------------------------------------------------------------------------- delivery
-
-
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
 
 
 def change(summary: str, **extra) -> Event:

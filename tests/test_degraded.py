@@ -29,19 +29,6 @@ KEY = "pd-watchdog/e2e-host/web"
 
 
 @pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-def web():
-    target = Target()
-    yield target
-    target.close()
-
-
-@pytest.fixture
 def pinged():
     target = Target()  # the heartbeat's dead-man's-switch URL: counts pings in .hits
     yield target

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from fakepd import FakePagerDuty
 from procs import ROUTING_KEY, Target, Watchdog, pdw, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -53,12 +52,6 @@ def write_config(
         "checks:\n" + checks + extra_checks
     )
     return config
-
-
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
 
 
 @pytest.fixture

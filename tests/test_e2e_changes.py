@@ -98,19 +98,6 @@ def reload(proc: Watchdog, config: Path, text: str, count: int) -> None:
     wait_for(lambda: len(RELOADED.findall(proc.log())) >= count, what=f"reload {count}")
 
 
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-def web():
-    target = Target()
-    yield target
-    target.close()
-
-
 def test_a_reload_that_changes_checks_sends_one_change_event_naming_them(tmp_path, pd, web):
     checks = http_check("web", web.url) + http_check("old", web.url)
     config = write_config(tmp_path, pd.url, checks, kinds="[reload]")

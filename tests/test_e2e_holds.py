@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from fakepd import FakePagerDuty
 from procs import ROUTING_KEY, Target, Watchdog, pdw, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -54,19 +53,6 @@ def write_config(tmp_path: Path, pd_url: str, checks: str, *, top: str = "",
 
 def http_check(name: str, url: str, extra: str = "") -> str:
     return f'  - name: {name}\n    http: {{url: "{url}"}}\n{extra}'
-
-
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-def web():
-    target = Target()
-    yield target
-    target.close()
 
 
 def restart(proc: Watchdog) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from fakepd import FakePagerDuty
 from procs import ROOT, ROUTING_KEY, Watchdog, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -54,12 +53,6 @@ def write_config(tmp_path: Path, url: str, *, api: str = "v2", command: str = FA
 
 
 ENV = {"TEST_ROUTING_KEY": ROUTING_KEY}
-
-
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
 
 
 def test_a_failing_check_pages_with_everything_on_call_needs(tmp_path, pd):

@@ -60,12 +60,6 @@ def triggers(pd: FakePagerDuty, name: str) -> list[dict]:
     return [e for e in pd.events if e["key"] == key(name) and e["action"] == "trigger"]
 
 
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
 def test_a_job_that_succeeds_stays_quiet_one_that_fails_pages_until_it_succeeds(tmp_path, pd):
     config = write_config(tmp_path, pd.url, passive("good") + passive("bad"))
     with Watchdog(config, env=ENV) as proc:

@@ -20,12 +20,6 @@ ENV = {"TEST_ROUTING_KEY": ROUTING_KEY}
 KEY = "pd-watchdog/e2e-host/flag"
 
 
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
 def write_config(tmp_path: Path, pd_url: str, flag_check: str, extra: str = "") -> Path:
     config = tmp_path / "watchdog.yaml"
     config.write_text(

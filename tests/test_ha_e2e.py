@@ -15,28 +15,14 @@ import signal
 
 import pytest
 
-from fakepd import FakePagerDuty
 from hapair import ENDED, GROUP, TOOK, Pair, config_text, key
-from procs import Target, pdw, wait_for
+from procs import pdw, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 FAILOVER = 3.0  # the configs' failover_after (the least it may be)
 INTERVAL = 0.1
 TAKEOVER = FAILOVER + INTERVAL + 10.0  # + the new leader's start-up on a shared 2-core box
-
-
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-def web():
-    target = Target()
-    yield target
-    target.close()
 
 
 @pytest.fixture

@@ -17,19 +17,6 @@ ENV = {**os.environ, "TEST_ROUTING_KEY": ROUTING_KEY}
 KEY = "pd-watchdog/e2e-host/web"
 
 
-@pytest.fixture
-def pd():
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-def web():
-    target = Target()
-    yield target
-    target.close()
-
-
 def write_config(tmp_path: Path, pd: FakePagerDuty, web: Target) -> Path:
     config = tmp_path / "watchdog.yaml"
     config.write_text(
