@@ -14,9 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from fakepd import FakePagerDuty
-from procs import Target
-
 try:
     import uvloop
 except ImportError:  # the runner falls back to asyncio's loop, whose sockets are guarded
@@ -163,6 +160,8 @@ def place(request: pytest.FixtureRequest, tmp_path):
 @pytest.fixture
 def pd():
     """The PagerDuty stand-in (tests/fakepd.py) on a loopback port, for one test."""
+    from fakepd import FakePagerDuty  # here, not at the top: conftest is copied alone
+
     with FakePagerDuty() as fake:
         yield fake
 
@@ -170,6 +169,8 @@ def pd():
 @pytest.fixture
 def web():
     """A loopback HTTP target whose health the test switches (procs.Target)."""
+    from procs import Target
+
     target = Target()
     yield target
     target.close()
