@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fakepd import TEST_KEY, FakePagerDuty
+from fakepd import TEST_KEY
 from pagerduty_api.alert import Alert
 from procs import wait_for
 from watchdog.leadership.fence import Fence, FencedStore
@@ -23,12 +23,6 @@ FAST = {"backoff_base": 0.05, "trigger_backoff_max": 0.2, "resolve_backoff_max":
 
 def trigger(key: str) -> Event:
     return Event("trigger", key, key, "down", "critical", "host1")
-
-
-@pytest.fixture
-def pd() -> Iterator[FakePagerDuty]:
-    with FakePagerDuty() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -54,12 +54,6 @@ def resolve(key: str) -> Event:
 
 
 @pytest.fixture
-def pd() -> Iterator[FakePagerDuty]:
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(str(tmp_path / "state"))
     s.lock()
