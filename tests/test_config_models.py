@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Annotated, Any
@@ -10,6 +11,7 @@ import pytest
 from pydantic import Field, ValidationError
 
 from watchdog.config import ConfigError, load
+from watchdog.config import checks as checks_module
 from watchdog.config.errors import translate
 from watchdog.config.fields import (
     EnvText,
@@ -21,6 +23,7 @@ from watchdog.config.fields import (
     problems,
     validate,
 )
+from watchdog.model import Check
 from watchdog.probes import http
 from watchdog.probes.base import OptionError
 
@@ -118,6 +121,32 @@ def test_fingerprints_keep_the_formula_the_store_compares(tmp_path):
     }
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     assert check.fingerprint == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_fingerprint_is_made_when_first_read_and_kept(tmp_path, monkeypatch):
+    """validate never reads fingerprints, so loading makes none; the first read makes it
+    (from the definition as loaded), later reads return the same str without rehashing."""
+    (tmp_path / "w.yaml").write_text(
+        "checks:\n"
+        "  - {name: a, http: {url: 'http://127.0.0.1:1/'}, depends_on: [b]}\n"
+        "  - {name: b, command: 'true', component: db}\n"
+    )
+    made = []
+    real = checks_module._fingerprint
+    monkeypatch.setattr(checks_module, "_fingerprint", lambda *a: made.append(a[0]) or real(*a))
+    config = load(str(tmp_path / "w.yaml"), environ={})
+    assert made == []
+    first = [check.fingerprint for check in config.checks]
+    assert made == ["a", "b"] and all(len(f) == 64 for f in first)
+    assert [check.fingerprint for check in config.checks] == first and made == ["a", "b"]
+    assert dataclasses.replace(config.checks[0], interval=1.0).fingerprint == first[0]
+
+
+def test_a_check_given_its_fingerprint_as_a_str_keeps_it():
+    check = Check(name="a", kind="fake", probe=None, fingerprint="f1")
+    assert check.fingerprint == "f1" and Check(name="b", kind="k", probe=None).fingerprint == ""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        check.fingerprint = "f2"  # type: ignore[misc]
 
 
 def test_checks_that_need_the_file_system_are_said_with_the_others(tmp_path):

@@ -3,6 +3,7 @@ one with a problem part by part, for the messages. Both must build the same chec
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def _shape(value, depth=0):
 
 
 def _checks(config):
-    return [({k: v for k, v in vars(check).items() if k != "probe"}, _shape(check.probe))
-            for check in config.checks]
+    return [({f.name: getattr(check, f.name) for f in dataclasses.fields(check)
+              if f.name != "probe"}, _shape(check.probe)) for check in config.checks]
 
 
 def test_a_valid_check_is_validated_in_one_pass(shipped, monkeypatch):

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError, create_model
@@ -142,13 +142,12 @@ class CheckReader:
             self.report.error(file, locate(node, where), path + where, message)
             return
         incident_key = fields.incident_key or default_incident_key(self.key_source, name)
-        # fingerprint before build(): a probe may consume what it is given. What the page
-        # shows (links, component...) is no part of it: changing a link restarts no counts.
-        defined = {key: value for key, value in settings.items() if key not in PAGE_KEYS}
-        if fields.depends_on:
-            defined["depends_on"] = fields.depends_on
-        fingerprint = _fingerprint(name, kind, options, file.folder, self.key_source,
-                                   incident_key, defined)
+        # made when first read (validate never reads it) from values nothing changes later:
+        # build() gets the validated options, not these. What the page shows (links,
+        # component...) is no part of it: changing a link restarts no counts.
+        fingerprint = functools.partial(_fingerprint, name, kind, options, file.folder,
+                                        self.key_source, incident_key, settings,
+                                        fields.depends_on)
         probe = self.build_probe(file, node, pairs, path, kind, valid)
         if probe is None:
             return
@@ -163,7 +162,7 @@ class CheckReader:
 
     def make_check(self, file: SourceFile, node: Node, path: tuple, name: str, kind: str,
                    probe: Any, fields: Any, settings: dict[str, Any], incident_key: str,
-                   fingerprint: str) -> Check:
+                   fingerprint: Callable[[], str]) -> Check:
         origin = f"{file.display}:{line_of(node)}"
         if settings["timeout"] >= settings["interval"]:
             self.slow_timeouts.append(f"{name} ({origin})")
@@ -298,8 +297,10 @@ def _valid_name(name: Any) -> bool:
 
 
 def _fingerprint(name: str, kind: str, options: dict, base_dir: str, source: str,
-                 incident_key: str, settings: dict) -> str:
+                 incident_key: str, settings: dict, depends_on: Any = None) -> str:
     """SHA-256 of the check's effective definition, as written after ${VAR} expansion."""
+    if depends_on:
+        settings = {**settings, "depends_on": depends_on}
     definition = {
         "name": name,
         "kind": kind,
@@ -309,8 +310,8 @@ def _fingerprint(name: str, kind: str, options: dict, base_dir: str, source: str
         "incident_key": incident_key,
         # Settings added after fingerprints were first stored count only when set, so an
         # upgrade does not make every check look changed.
-        **{key: value for key, value in settings.items()
-           if key not in _LATER_DEFAULTS or value != _LATER_DEFAULTS[key]},
+        **{key: value for key, value in settings.items() if key not in PAGE_KEYS
+           and (key not in _LATER_DEFAULTS or value != _LATER_DEFAULTS[key])},
     }
     return hashlib.sha256(_CANONICAL.encode(definition).encode()).hexdigest()
 
