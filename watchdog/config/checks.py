@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +38,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 _LATER_DEFAULTS = {"repeat_interval": 4 * 3600.0, "flapping": None, "diagnose": None,
                    "remediate": None}
+# the settings a fingerprint covers, read as one tuple (kept until the fingerprint is made:
+# a tuple, not the check's whole settings dict, ~1 KB a check)
+_FINGERPRINTED_KEYS = tuple(key for key in BUILTIN_DEFAULTS if key not in PAGE_KEYS)
+_FINGERPRINTED = operator.itemgetter(*_FINGERPRINTED_KEYS)
 _SUBPATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 # json.dumps(sort_keys=True, separators=(",", ":"), default=repr), made once: fingerprints
 # must stay byte-for-byte what they were (the store compares them across versions)
@@ -145,9 +150,9 @@ class CheckReader:
         # made when first read (validate never reads it) from values nothing changes later:
         # build() gets the validated options, not these. What the page shows (links,
         # component...) is no part of it: changing a link restarts no counts.
-        fingerprint = functools.partial(_fingerprint, name, kind, options, file.folder,
-                                        self.key_source, incident_key, settings,
-                                        fields.depends_on)
+        fingerprint = functools.partial(_fingerprint_of, name, kind, options, file.folder,
+                                        self.key_source, incident_key,
+                                        _FINGERPRINTED(settings), fields.depends_on)
         probe = self.build_probe(file, node, pairs, path, kind, valid)
         if probe is None:
             return
@@ -294,6 +299,13 @@ def _valid_name(name: Any) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _fingerprint_of(name: str, kind: str, options: dict, base_dir: str, source: str,
+                    incident_key: str, values: tuple, depends_on: Any) -> str:
+    """_fingerprint() with the settings as _FINGERPRINTED read them."""
+    return _fingerprint(name, kind, options, base_dir, source, incident_key,
+                        dict(zip(_FINGERPRINTED_KEYS, values, strict=True)), depends_on)
 
 
 def _fingerprint(name: str, kind: str, options: dict, base_dir: str, source: str,
