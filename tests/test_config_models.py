@@ -149,6 +149,19 @@ def test_a_check_given_its_fingerprint_as_a_str_keeps_it():
         check.fingerprint = "f2"  # type: ignore[misc]
 
 
+def test_a_check_of_its_fields_is_the_check_its_init_makes():
+    values = {f.name: f"v-{f.name}" for f in dataclasses.fields(Check)}
+    made = Check.of_fields(**values)
+    assert made == Check(**values) and made.fingerprint == "v-fingerprint"
+    assert Check.of_fields(**{**values, "fingerprint": lambda: "late"}).fingerprint == "late"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.name = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"\['origin'\]"):
+        Check.of_fields(**{k: v for k, v in values.items() if k != "origin"})
+    with pytest.raises(TypeError, match=r"\['colour'\]"):
+        Check.of_fields(**values, colour="red")
+
+
 def test_checks_that_need_the_file_system_are_said_with_the_others(tmp_path):
     """A short routing key beside a bad api, a missing CA bundle beside a bad method: one
     run names them all (the key and the bundle are not left for a second run)."""

@@ -6,7 +6,7 @@ Everything here is immutable and free of I/O so the state machine can be a pure 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 # PagerDuty's severities are the client's (the wire contract), named here for watchdog's use.
@@ -100,6 +100,26 @@ class Check:
     page: Page = NO_PAGE
     diagnose: Any = None  # a config.remediation.Action: run when it is about to page
     remediate: Any = None  # an Action with its run rule: run before it pages
+
+    @classmethod
+    def of_fields(cls, **values: Any) -> Check:
+        """The same Check as Check(**values), given a value for every field (the loader's
+        way): a frozen dataclass's __init__ sets each field through object.__setattr__,
+        ~10 us for these 20, ~5 % of validate's time at 10,000 checks; this fills the
+        instance's __dict__ at once."""
+        if values.keys() != _CHECK_FIELDS:
+            raise TypeError(f"Check.of_fields needs every field, exactly: "
+                            f"{sorted(_CHECK_FIELDS.symmetric_difference(values))}")
+        for name, slot in _DEFERRED_SLOTS.items():
+            values[slot] = values.pop(name)
+        check = object.__new__(cls)
+        check.__dict__.update(values)
+        return check
+
+
+_CHECK_FIELDS = frozenset(f.name for f in fields(Check))
+_DEFERRED_SLOTS = {name: attr.slot for name, attr in vars(Check).items()
+                   if isinstance(attr, Deferred)}
 
 
 @dataclass(frozen=True)

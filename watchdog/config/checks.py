@@ -177,7 +177,7 @@ class CheckReader:
         flapping = settings["flapping"]
         page = build_page(settings, {"name": name, "source": self.source, "host": self.host,
                                      "incident_key": incident_key})
-        return Check(
+        return Check.of_fields(
             name=name, kind=kind, probe=probe, interval=settings["interval"],
             timeout=settings["timeout"], fail_after=settings["fail_after"],
             recover_after=settings["recover_after"], retry_interval=settings["retry_interval"],
