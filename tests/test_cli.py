@@ -43,6 +43,30 @@ def test_validate_counts_checks_and_files():
     assert "dry-run" in result.stderr
 
 
+def test_validate_leaves_at_once_with_its_output_and_exit_code_whole(tmp_path):
+    """validate ends the process without the interpreter's teardown (cli._leave): what it
+    printed, to files or pipes, stdout and stderr, must all arrive, with the exit code."""
+    import subprocess
+    import sys
+
+    from procs import ROOT
+
+    good = write(tmp_path / "good.yaml", "checks:\n" + "".join(
+        f"  - {{name: c{i}, command: 'true', timeout: 40s}}\n" for i in range(300)))
+    bad = write(tmp_path / "bad.yaml", "checks:\n  - {name: a, command: 'true', intervl: 1m}\n")
+    cases = ((good, 0, "OK, 300 checks in 1 file", "timeout is not shorter than interval"),
+             (bad, 1, "", "unknown key 'intervl'"))
+    for config, code, said, warned in cases:
+        with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+            done = subprocess.run([sys.executable, "-m", "watchdog", "validate", str(config)],
+                                  cwd=ROOT, stdout=out, stderr=err, timeout=60)
+        assert done.returncode == code
+        assert said in (tmp_path / "out").read_text()
+        assert warned in (tmp_path / "err").read_text()
+        piped = pdw("validate", str(config))
+        assert piped.returncode == code and said in piped.stdout and warned in piped.stderr
+
+
 def test_validate_reports_every_error_with_file_line_and_key_path(tmp_path):
     (tmp_path / "checks").mkdir()
     write(

@@ -27,7 +27,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    args.as_command = argv is None  # the process's own command line, not a caller's
     return args.func(args)
+
+
+def _leave(code: int) -> None:
+    """End the process now, without tearing down what it loaded object by object: freeing
+    a config of 10,000 checks is ~3 % of `validate` (mypy leaves the same way). For
+    `validate` run as a command: it opens nothing but stdout and stderr, flushed here, and
+    starts no thread; other commands and main(argv) return and exit as usual."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: what was printed is lost either way
+        code = code or 1
+    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,6 +174,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: OK, {plural(len(config.checks), 'check')} in "
           f"{plural(len(config.files), 'file')}")
+    if args.as_command:
+        _leave(0)  # while `config` is still referenced: nothing of it is freed first
     return 0
 
 
