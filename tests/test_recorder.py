@@ -20,7 +20,7 @@ from watchdog import runtime, statefile
 from watchdog.model import RESOLVE, TRIGGER, CheckState, Event, ProbeResult
 from watchdog.recorder import Recorder
 from watchdog.sender import Sender
-from watchdog.store import Store, StoreError
+from watchdog.store import Deferred, Store, StoreError
 
 
 class FlakyStore(Store):
@@ -120,6 +120,35 @@ def test_results_without_events_kept_in_memory_collapse_to_the_newest(tmp_path):
     assert recorder.flush()
     assert recorder.held == 0 and recorder.trouble is None
     assert store.load_checks()["c"].state.failures == 49
+    store.close()
+
+
+def test_many_changes_are_one_transaction_or_each_kept_in_memory(tmp_path):
+    """record_many (a start adding thousands of checks): one commit, the events queued in
+    order; refused, every change is kept and its events go from memory, as record()'s."""
+    store = FlakyStore(str(tmp_path))
+    store.lock()
+    opened = []
+    real = store._transaction
+    store._transaction = lambda what: opened.append(what) or real(what)
+    sender = Sender(store, RecordingAlert())
+    recorder = Recorder(store, sender)
+    many = [Deferred(f"c{i}", "fp", f"k{i}", CheckState(failures=i), None, 1.0,
+                     queue=(event(TRIGGER, f"k{i}"),) if i % 2 else ()) for i in range(100)]
+    recorder.record_many(many)
+    assert len(opened) == 1 and recorder.held == 0
+    assert {n: c.state.failures for n, c in store.load_checks().items()} == \
+        {f"c{i}": i for i in range(100)}
+    assert [item.event.incident_key for item in store.pending(100)] == \
+        [f"k{i}" for i in range(1, 100, 2)]
+    store.broken = True
+    later = [Deferred(f"d{i}", "fp", f"m{i}", CheckState(), None, 2.0,
+                      queue=(event(TRIGGER, f"m{i}"),)) for i in range(3)]
+    recorder.record_many(later)
+    assert recorder.held == 3 and len(sender.memory) == 3 and "full" in recorder.trouble
+    store.broken = False
+    assert recorder.flush()
+    assert {"d0", "d1", "d2"} <= store.load_checks().keys() and recorder.held == 0
     store.close()
 
 

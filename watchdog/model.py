@@ -54,7 +54,7 @@ class Page:
 NO_PAGE = Page()
 
 
-class Deferred:
+class OnFirstRead:
     """A str field of a frozen dataclass that may be given as a function making it: called
     on the first read, its answer kept. For the check's fingerprint, which `validate` never
     reads: hashing 10,000 definitions was ~12 % of its time."""
@@ -92,7 +92,7 @@ class Check:
     incident_key: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     source: str = ""
-    fingerprint: str = Deferred()  # type: ignore[assignment]  # read: always a str
+    fingerprint: str = OnFirstRead()  # type: ignore[assignment]  # read: always a str
     origin: str = ""
     depends_on: tuple[str, ...] = ()
     flapping: Flapping | None = None
@@ -119,7 +119,7 @@ class Check:
 
 _CHECK_FIELDS = frozenset(f.name for f in fields(Check))
 _DEFERRED_SLOTS = {name: attr.slot for name, attr in vars(Check).items()
-                   if isinstance(attr, Deferred)}
+                   if isinstance(attr, OnFirstRead)}
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,21 @@ class Recorder:
         elif events:
             self.sender.wake()
 
+    def record_many(self, changes: Sequence[Deferred]) -> None:
+        """record() for many checks in one transaction: a start or a reload that adds
+        thousands of checks commits once, not once a check. Refused, each change is kept
+        in memory as record() would keep it."""
+        if not changes:
+            return
+        error = self._write(lambda: self.store.replay(changes))
+        if error is not None:
+            for change in changes:
+                self._hold(_Held(change.name, change.fingerprint, change.incident_key,
+                                 change.state, change.result, change.at,
+                                 self._send_from_memory(change.queue)), error)
+        elif any(change.queue for change in changes):
+            self.sender.wake()
+
     def forget(self, name: str, events: Sequence[Event]) -> None:
         """Drop a removed check and queue its last events, or keep both in memory."""
         error = self._write(lambda: self.store.forget(name, events))

@@ -43,7 +43,7 @@ from watchdog.scheduler import Scheduler
 from watchdog.sender import Sender
 from watchdog.signals import Requests
 from watchdog.state import Known, next_interval, reconcile, step
-from watchdog.store import Store, StoreError
+from watchdog.store import Deferred, Store, StoreError
 from watchdog.vitals import Vitals
 
 if TYPE_CHECKING:
@@ -297,14 +297,14 @@ class Runner:
                 if self.metrics is not None:
                     self.metrics.forget(name)
                 log_removed(name, events)
+            changes = []  # written in one transaction below, in this order
             for check in config.checks:
                 name = check.name
                 state = plan.states[name]
                 events = plan.events.get(name, [])
                 if name in plan.changed or name not in known or events:
-                    self.recorder.record(
-                        name, check.fingerprint, check.incident_key, state, None, now, events
-                    )
+                    changes.append(Deferred(name, check.fingerprint, check.incident_key,
+                                            state, None, now, queue=tuple(events)))
                 log_reconciled(name, events, changed=name in plan.changed and bool(known))
                 if name in plan.changed or name not in self.checks:
                     self.pending[name] = now if since is None else since
@@ -313,6 +313,7 @@ class Runner:
                 self.checks[name] = check
                 self.policies[name] = Policy.of(check)
                 self.states[name] = state
+            self.recorder.record_many(changes)
             self.keeper.configure(config.checks, config.maintenance)
             self.changes.apply(self.config, config)  # a reload's change event, if any
             self.passive.apply(config, now)

@@ -171,7 +171,8 @@ class Store:
             return self._append(db, events)
 
     def replay(self, changes: Sequence[Deferred]) -> None:
-        """Write state changes that were kept in memory, in their order, in one transaction."""
+        """Write state changes in their order, in one transaction: those kept in memory
+        while the store failed, or many new ones at once (Recorder.record_many)."""
         if not changes:
             return
         with self._transaction(f"record {len(changes)} changes kept in memory") as db:
