@@ -142,6 +142,26 @@ def test_a_fingerprint_is_made_when_first_read_and_kept(tmp_path, monkeypatch):
     assert dataclasses.replace(config.checks[0], interval=1.0).fingerprint == first[0]
 
 
+def test_threads_reading_a_fingerprint_at_once_get_the_same_str():
+    import threading
+
+    values = {f.name: None for f in dataclasses.fields(Check)}
+    checks = [Check.of_fields(**{**values, "name": str(i), "fingerprint": lambda i=i: f"f{i}"})
+              for i in range(2000)]
+    start, seen = threading.Barrier(4), []
+
+    def read():
+        start.wait()
+        seen.append([check.fingerprint for check in checks])
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(seen) == 4 and all(got == [f"f{i}" for i in range(2000)] for got in seen)
+
+
 def test_a_check_given_its_fingerprint_as_a_str_keeps_it():
     check = Check(name="a", kind="fake", probe=None, fingerprint="f1")
     assert check.fingerprint == "f1" and Check(name="b", kind="k", probe=None).fingerprint == ""

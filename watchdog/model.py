@@ -5,7 +5,6 @@ Everything here is immutable and free of I/O so the state machine can be a pure 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
@@ -55,30 +54,32 @@ NO_PAGE = Page()
 
 
 class OnFirstRead:
-    """A str field of a frozen dataclass that may be given as a function making it: called
-    on the first read, its answer kept. For the check's fingerprint, which `validate` never
-    reads: hashing 10,000 definitions was ~12 % of its time."""
+    """A str field of a frozen dataclass that Check.of_fields may give as a function: it
+    runs on the first read, and its answer goes into the instance's __dict__, where every
+    later read finds it as a plain attribute (a non-data descriptor, as cached_property).
+    For the check's fingerprint, which `validate` never reads: hashing 10,000 definitions
+    was ~12 % of its time. Through __init__ the field is a str like any other."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_{name}"
+        self.name = name
+        self.maker = f"_{name}_maker"
 
     def __get__(self, obj: Any, owner: type | None = None) -> str:
         if obj is None:
             return ""  # the field's default
-        value = obj.__dict__[self.slot]
-        if callable(value):
-            value = obj.__dict__[self.slot] = value()
+        maker = obj.__dict__.get(self.maker)
+        if maker is None:  # another thread made it since this read began
+            return obj.__dict__[self.name]
+        value = obj.__dict__[self.name] = maker()  # two threads at once: the same str
+        obj.__dict__.pop(self.maker, None)
         return value
-
-    def __set__(self, obj: Any, value: str | Callable[[], str]) -> None:
-        obj.__dict__[self.slot] = value  # frozen: only the dataclass's __init__ sets it
 
 
 @dataclass(frozen=True)
 class Check:
     """One check as the config defines it. `origin` is "file:line" for messages.
     `fingerprint` (SHA-256 of the definition: a reload keeps a check's counts while it is
-    unchanged) may be given as a function, run when first read."""
+    unchanged) may be given to of_fields as a function, run when first read."""
 
     name: str
     kind: str
@@ -110,16 +111,17 @@ class Check:
         if values.keys() != _CHECK_FIELDS:
             raise TypeError(f"Check.of_fields needs every field, exactly: "
                             f"{sorted(_CHECK_FIELDS.symmetric_difference(values))}")
-        for name, slot in _DEFERRED_SLOTS.items():
-            values[slot] = values.pop(name)
+        for name, maker in _MADE_ON_READ.items():
+            if callable(values[name]):
+                values[maker] = values.pop(name)
         check = object.__new__(cls)
         check.__dict__.update(values)
         return check
 
 
 _CHECK_FIELDS = frozenset(f.name for f in fields(Check))
-_DEFERRED_SLOTS = {name: attr.slot for name, attr in vars(Check).items()
-                   if isinstance(attr, OnFirstRead)}
+_MADE_ON_READ = {name: attr.maker for name, attr in vars(Check).items()
+                 if isinstance(attr, OnFirstRead)}
 
 
 @dataclass(frozen=True)
