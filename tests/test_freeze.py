@@ -28,9 +28,13 @@ pytestmark = pytest.mark.timeout(120)
 
 HTTP_CHECKS = 8
 COMMAND_CHECKS = 3
-ANSWER_DELAY = 0.3  # seconds each probe takes: in flight a third of the time
-INTERVAL = 1.0
-FREEZE = 3.0  # seconds stopped: three times the timeout, so in-flight probes' deadlines pass
+ANSWER_DELAY = 0.3  # seconds each probe takes
+INTERVAL = 2.0
+# fail_after is 1: a healthy probe slowed past its timeout by the burst of work on resume
+# (on 2 shared cores) would page. 1.2 s of margin over ANSWER_DELAY; 0.6 s was seen to be
+# too little once in a CI run.
+TIMEOUT = 1.5
+FREEZE = 4.5  # seconds stopped: three times the timeout, so in-flight probes' deadlines pass
 
 
 class SlowTarget:
@@ -98,7 +102,7 @@ def write_config(tmp_path: Path, pd_url: str, target: SlowTarget) -> Path:
         "metrics: {listen: '127.0.0.1:0'}\n"
         "defaults:\n"
         f"  interval: {INTERVAL}s\n"
-        "  timeout: 900ms\n"
+        f"  timeout: {TIMEOUT}s\n"
         "  fail_after: 1\n"
         "  recover_after: 1\n"
         "checks:\n" + "".join(checks)
