@@ -174,3 +174,14 @@ def web():
     target = Target()
     yield target
     target.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A real SQLite state store in tmp_path/state, locked as a runner holds it."""
+    from watchdog.store import Store
+
+    opened = Store(str(tmp_path / "state"))
+    opened.lock()
+    yield opened
+    opened.close()

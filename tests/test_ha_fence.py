@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,21 +14,13 @@ from procs import wait_for
 from watchdog.leadership.fence import Fence, FencedStore
 from watchdog.model import CheckState, Event
 from watchdog.sender import Sender
-from watchdog.store import Store, StoreError
+from watchdog.store import StoreError
 
 FAST = {"backoff_base": 0.05, "trigger_backoff_max": 0.2, "resolve_backoff_max": 0.2}
 
 
 def trigger(key: str) -> Event:
     return Event("trigger", key, key, "down", "critical", "host1")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(str(tmp_path / "state"))
-    s.lock()
-    yield s
-    s.close()
 
 
 class Tripped:

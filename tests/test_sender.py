@@ -54,14 +54,6 @@ def resolve(key: str) -> Event:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(str(tmp_path / "state"))
-    s.lock()
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def either_store(place: Place) -> Iterator[Store]:
     """The store on each backend in turn, for the tests of the outbox's promises."""
     s = place.open()
